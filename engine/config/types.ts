@@ -1,0 +1,186 @@
+/**
+ * The validated, normalised configuration. `loadConfig()` produces it from one YAML file;
+ * `compileData()` (engine/data.ts) turns it into the OPA data document the Rego reads.
+ * Nothing here is mutated after validation.
+ */
+
+export type Dialect = 'exchange' | 'rfc';
+export type Usage = 'client' | 'internet' | 'internal' | 'partner' | 'custom';
+export type PermissionGroup =
+  | 'AnonymousUsers'
+  | 'ExchangeUsers'
+  | 'ExchangeServers'
+  | 'ExchangeLegacyServers'
+  | 'Partners';
+export type AuthMechanism = 'None' | 'Tls' | 'BasicAuth' | 'BasicAuthRequireTLS' | 'ExternalAuthoritative';
+export type AcceptedDomainType = 'authoritative' | 'internal_relay' | 'external_relay';
+export type MessageRateSource = 'user' | 'ip_address' | 'all';
+
+/**
+ * Extended rights, spelled as Exchange spells them. Config accepts any letter case and
+ * normalises to these spellings.
+ */
+export const RIGHTS = [
+  'ms-Exch-SMTP-Submit',
+  'ms-Exch-SMTP-Submit-For-MLS',
+  'ms-Exch-SMTP-Accept-Any-Recipient',
+  'ms-Exch-SMTP-Accept-Any-Sender',
+  'ms-Exch-SMTP-Accept-Authoritative-Domain-Sender',
+  'ms-Exch-SMTP-Accept-Authentication-Flag',
+  'ms-Exch-Accept-Headers-Routing',
+  'ms-Exch-Accept-Headers-Organization',
+  'ms-Exch-Accept-Headers-Forest',
+  'ms-Exch-Bypass-Anti-Spam',
+  'ms-Exch-Bypass-Message-Size-Limit',
+  'ms-Exch-SMTP-Accept-Exch50',
+  'ms-Exch-SMTP-Accept-XAttr',
+  'ms-Exch-SMTP-Accept-XProxyFrom',
+  'ms-Exch-SMTP-Accept-XSessionParams',
+  'ms-Exch-SMTP-Accept-XShadow',
+  'ms-Exch-SMTP-Accept-XSysProbe',
+  'ms-Exch-SMTP-Send-XMessageContext-ADRecipientCache',
+  'ms-Exch-SMTP-Send-XMessageContext-ExtendedProperties',
+  'ms-Exch-SMTP-Send-XMessageContext-FastIndex',
+] as const;
+export type Right = (typeof RIGHTS)[number];
+
+/**
+ * Well-known principals a session can hold. Per-identity principals are `user:<name>` and
+ * `group:<name>` (names lower-cased).
+ */
+export const WELL_KNOWN_PRINCIPALS = [
+  'anonymous',
+  'authenticated',
+  'externally_secured',
+  'partner',
+  'exchange_servers',
+  'exchange_legacy_servers',
+] as const;
+export type WellKnownPrincipal = (typeof WELL_KNOWN_PRINCIPALS)[number];
+
+/** Where a value came from, for error messages raised after validation (e.g. overlaps). */
+export interface SourceRef {
+  readonly file: string;
+  readonly line?: number;
+  readonly path: string;
+}
+
+/** An inclusive address range of one family. CIDRs and single IPs are ranges too. */
+export interface IpRange {
+  /** As written in the config (trimmed), e.g. `198.18.7.1-198.18.7.30`. */
+  readonly text: string;
+  readonly family: 4 | 6;
+  readonly first: bigint;
+  readonly last: bigint;
+  readonly source: SourceRef;
+}
+
+export interface Binding {
+  /** Canonical text: `0.0.0.0:25`, `[::]:587`, `192.0.2.10:25`, `[2001:db8::1]:25`. */
+  readonly text: string;
+  /** Canonical IP (IPv4 dotted, IPv6 RFC 5952 compressed), or null for the wildcard. */
+  readonly ip: string | null;
+  readonly family: 4 | 6;
+  readonly port: number;
+  readonly source: SourceRef;
+}
+
+export interface Reply {
+  readonly code: number;
+  /** Enhanced status code `c.s.d`; empty only for 2xx/3xx replies. */
+  readonly enhanced: string;
+  readonly text: string;
+  /** Close the session after sending this reply. */
+  readonly disconnect?: boolean;
+}
+
+export interface Ace {
+  /** A well-known principal, `user:<name>` or `group:<name>` (lower-cased names). */
+  readonly principal: string;
+  readonly allow: readonly Right[];
+  readonly deny: readonly Right[];
+  readonly source: SourceRef;
+}
+
+export interface ConnectorConfig {
+  readonly name: string;
+  readonly enabled: boolean;
+  readonly usage: Usage;
+  readonly bindings: readonly Binding[];
+  readonly remoteIpRanges: readonly IpRange[];
+  readonly permissionGroups: readonly PermissionGroup[];
+  readonly authMechanisms: readonly AuthMechanism[];
+  readonly requireTls: boolean;
+  /** Connector FQDN for banner and EHLO; defaults to server.fqdn. */
+  readonly fqdn: string;
+  /** Banner text after `220 ` (without the code); null = default `<fqdn> ESMTP`. */
+  readonly banner: string | null;
+  readonly dialect: Dialect;
+  /** Bytes; null = unlimited. */
+  readonly maxMessageSize: number | null;
+  readonly maxHeaderSize: number | null;
+  readonly maxRecipientsPerMessage: number | null;
+  readonly maxInboundConnection: number | null;
+  readonly maxInboundConnectionPerSource: number | null;
+  /** Messages per minute; null = unlimited. */
+  readonly messageRateLimit: number | null;
+  readonly messageRateSource: MessageRateSource;
+  /** 0 = never disconnect for logon failures. */
+  readonly maxLogonFailures: number;
+  readonly maxHopCount: number;
+  readonly requireEhloDomain: boolean;
+  readonly domainSecureEnabled: boolean;
+  /** SASL mechanism names offered for BasicAuth (e.g. PLAIN, LOGIN), upper-case. */
+  readonly basicAuthMechanisms: readonly string[];
+  readonly extendedRights: readonly Ace[];
+  /** Per-connector reply overrides by reason. */
+  readonly replies: Readonly<Record<string, Reply>>;
+  readonly source: SourceRef;
+}
+
+export interface AcceptedDomain {
+  /** Lower-case A-label, no trailing dot, without the `*.` prefix. */
+  readonly domain: string;
+  readonly wildcard: boolean;
+  readonly type: AcceptedDomainType;
+  /** As written. */
+  readonly text: string;
+  readonly source: SourceRef;
+}
+
+export interface UserIdentity {
+  readonly name: string;
+  /** Lower-cased full addresses (`local@a-label-domain`). The first is the primary address. */
+  readonly addresses: readonly string[];
+  /** Group names as written (matching is case-insensitive). */
+  readonly groups: readonly string[];
+  /** Lower-cased addresses this user may send as, beyond its own. */
+  readonly sendAs: readonly string[];
+  /** Lower-cased AUTH login names that map to this identity (name and addresses included). */
+  readonly logins: readonly string[];
+  readonly source: SourceRef;
+}
+
+export interface ServerConfig {
+  readonly fqdn: string;
+  readonly dialect: Dialect;
+  /** Canonical IPs that are this server's own: `user@[ip]` literals for them are local. */
+  readonly localAddresses: readonly string[];
+  /** Sender domains whose mail must arrive over mutual TLS (Exchange TLSReceiveDomainSecureList). */
+  readonly domainSecureDomains: readonly string[];
+  /** Header name prefixes that only sessions with Accept-Headers-Organization may carry. */
+  readonly organizationHeaderPrefixes: readonly string[];
+  /** Header name prefixes that only sessions with Accept-Headers-Forest may carry. */
+  readonly forestHeaderPrefixes: readonly string[];
+  /** Server-wide reply overrides by reason (both dialects). */
+  readonly replies: Readonly<Record<string, Reply>>;
+}
+
+export interface Config {
+  /** Absolute path of the file it was loaded from (or a label for in-memory text). */
+  readonly file: string;
+  readonly server: ServerConfig;
+  readonly acceptedDomains: readonly AcceptedDomain[];
+  readonly users: readonly UserIdentity[];
+  readonly connectors: readonly ConnectorConfig[];
+}

@@ -1,0 +1,250 @@
+# METADATA
+# title: mta-policy decisions, one entrypoint per SMTP stage
+# description: |
+#   Entrypoints: mta/connect mta/ehlo mta/auth mta/mail mta/rcpt mta/headers mta/eom.
+#   Each returns one decision document (policies/README.md). The Rego decides *why* (a
+#   symbolic reason); the reply catalogue in data decides *what is said*; the engine validates
+#   the document before any adapter sees it, and treats anything malformed as a tempfail.
+#
+#   Extension point: rules in `package mta.ext` may add
+#     deny contains {"stage": "<stage>", "reason": "<name>", "reply": {...}} if { ... }
+#   (reply optional when the reason is in the catalogue; "decision": "discard" optional).
+#   They are consulted after every built-in check and can only tighten.
+package mta
+
+connect := stage_decision("connect")
+
+ehlo := object.union(stage_decision("ehlo"), {"advertise": advertise})
+
+auth := stage_decision("auth")
+
+mail := stage_decision("mail")
+
+rcpt := object.union(stage_decision("rcpt"), {"recipient": recipient_facts})
+
+headers := object.union(stage_decision("headers"), message_outcome)
+
+eom := object.union(stage_decision("eom"), message_outcome)
+
+ok_reason := {
+	"connect": "ok_connect",
+	"ehlo": "ok_ehlo",
+	"auth": "ok_auth",
+	"mail": "ok_mail",
+	"rcpt": "ok_rcpt",
+	"headers": "ok_headers",
+	"eom": "ok_eom",
+}
+
+# --- assembling a decision -----------------------------------------------------------------------
+
+extension_failures(stage) := {f |
+	some d in data.mta.ext.deny
+	d.stage == stage
+	f := object.union(d, {"order": 1000})
+}
+
+all_failures(stage) := failures[stage] | extension_failures(stage)
+
+first_failure(stage) := f if {
+	fs := all_failures(stage)
+	lowest := min({x.order | some x in fs})
+	some f in fs
+	f.order == lowest
+}
+
+stage_decision(stage) := object.union(session_facts(stage), verdict(first_failure(stage))) if {
+	first_failure(stage)
+} else := object.union(session_facts(stage), {
+	"decision": success_kind(stage),
+	"reason": ok_reason[stage],
+	"reply": plain_reply(catalogue_reply(ok_reason[stage])),
+})
+
+plain_reply(r) := {"code": r.code, "enhanced": r.enhanced, "text": r.text}
+
+success_kind("eom") := "accept"
+
+success_kind(stage) := "continue" if stage != "eom"
+
+verdict(failure) := {
+	"decision": failure_kind(failure, reply),
+	"reason": failure.reason,
+	"reply": plain_reply(reply),
+} if {
+	reply := failure_reply(failure)
+}
+
+# An extension's own reply wins; otherwise the catalogue's (connector override first).
+failure_reply(failure) := failure.reply
+
+failure_reply(failure) := catalogue_reply(failure.reason) if not failure.reply
+
+catalogue_reply(reason) := conn.replies[reason]
+
+catalogue_reply(reason) := data.config.replies[dialect][reason] if not conn.replies[reason]
+
+failure_kind(failure, _) := "discard" if failure.decision == "discard"
+
+failure_kind(failure, reply) := "disconnect" if {
+	not failure.decision == "discard"
+	reply.disconnect == true
+}
+
+failure_kind(failure, reply) := "reject" if {
+	not failure.decision == "discard"
+	not reply.disconnect == true
+	reply.code >= 500
+}
+
+failure_kind(failure, reply) := "tempfail" if {
+	not failure.decision == "discard"
+	not reply.disconnect == true
+	reply.code >= 400
+	reply.code < 500
+}
+
+session_facts(stage) := object.union(
+	{
+		"stage": stage,
+		"connector": connector_or_null,
+		"principals": sort(principals),
+		"rights": sort(rights),
+	},
+	explanation(stage),
+)
+
+connector_or_null := connector_name if conn
+
+connector_or_null := null if not conn
+
+# Explain mode (input.explain): every failing check in order, and how the connector was chosen.
+explanation(stage) := {
+	"checks": sort([[f.order, f.reason] | some f in all_failures(stage)]),
+	"selected_by": selected_by,
+} if {
+	input.explain == true
+} else := {}
+
+selected_by := {"binding": selected.binding, "range": selected.range} if selected
+
+selected_by := null if not selected
+
+# --- EHLO advertisement ---------------------------------------------------------------------------
+
+advertise := {
+	"starttls": offer_starttls,
+	"auth": auth_offer,
+	"size": size_offer,
+	"require_tls": require_tls_offer,
+	"client_certificate": client_certificate_offer,
+}
+
+offer_starttls if {
+	conn.auth.tls
+	not input.tls.active
+}
+
+default offer_starttls := false
+
+# BasicAuthRequireTLS hides AUTH until STARTTLS has completed (RFC 4954 §4: no plaintext
+# password mechanisms over cleartext).
+auth_offer := conn.sasl if {
+	conn.auth.basic
+	auth_transport_ok
+} else := []
+
+auth_transport_ok if not conn.auth.basic_require_tls
+
+auth_transport_ok if input.tls.active
+
+size_offer := conn.max_message_size if conn
+
+size_offer := null if not conn
+
+require_tls_offer := conn.require_tls if conn
+
+require_tls_offer := false if not conn
+
+# Ask for a client certificate where it can change the outcome: Domain Secure partners.
+client_certificate_offer := "request" if conn.domain_secure
+
+client_certificate_offer := "none" if not conn.domain_secure
+
+# --- RCPT facts -------------------------------------------------------------------------------------
+
+recipient_facts := {
+	"address": input.rcpt.key,
+	"domain": input.rcpt.domain,
+	"accepted_domain_type": recipient_domain_type,
+	"routed": recipient_routed,
+}
+
+recipient_domain_type := domain_type(input.rcpt)
+
+recipient_domain_type := "local_literal" if {
+	not domain_type(input.rcpt)
+	local_literal(input.rcpt)
+}
+
+recipient_domain_type := null if {
+	not domain_type(input.rcpt)
+	not local_literal(input.rcpt)
+}
+
+recipient_routed := routed(input.rcpt)
+
+default recipient_routed := false
+
+# --- header firewall and message flags (end of headers and end of message) ----------------------------
+
+message_outcome := {
+	"header_actions": sort([{"op": "remove", "name": name} | some name in stripped_headers]),
+	"message_flags": message_flags,
+}
+
+routing_header(name) if name == "received"
+
+routing_header(name) if startswith(name, "resent-")
+
+prefixed_header(name, prefixes) if {
+	some prefix in prefixes
+	startswith(name, prefix)
+}
+
+stripped_headers contains name if {
+	some name in input.message.header_names
+	routing_header(name)
+	not has_right(right_headers_routing)
+}
+
+stripped_headers contains name if {
+	some name in input.message.header_names
+	prefixed_header(name, data.config.server.organization_header_prefixes)
+	not has_right(right_headers_organization)
+}
+
+stripped_headers contains name if {
+	some name in input.message.header_names
+	prefixed_header(name, data.config.server.forest_header_prefixes)
+	not has_right(right_headers_forest)
+}
+
+message_flags := {
+	"auth_as": auth_as,
+	"bypass_anti_spam": has_right(right_bypass_antispam),
+	"accept_authentication_flag": has_right(right_authentication_flag),
+	"bypass_message_size_limit": bypass_size_flag,
+}
+
+default bypass_size_flag := false
+
+bypass_size_flag if bypass_size
+
+auth_as := "Partner" if {
+	partner_domain
+} else := "Internal" if {
+	authenticated
+} else := "Internal" if {
+	has_right(right_authentication_flag)
+} else := "Anonymous"

@@ -1,0 +1,88 @@
+# Principals and effective rights
+#
+# Exchange's transport permission model: a session holds a set of principals (its access
+# token); the connector holds an ACL of allow/deny ACEs per principal (permission groups
+# expanded at load time, plus explicit ACEs); effective rights = union of allows minus union
+# of denies. A deny always wins.
+package mta
+
+right_submit := "ms-Exch-SMTP-Submit"
+
+right_any_recipient := "ms-Exch-SMTP-Accept-Any-Recipient"
+
+right_any_sender := "ms-Exch-SMTP-Accept-Any-Sender"
+
+right_authoritative_sender := "ms-Exch-SMTP-Accept-Authoritative-Domain-Sender"
+
+right_authentication_flag := "ms-Exch-SMTP-Accept-Authentication-Flag"
+
+right_headers_routing := "ms-Exch-Accept-Headers-Routing"
+
+right_headers_organization := "ms-Exch-Accept-Headers-Organization"
+
+right_headers_forest := "ms-Exch-Accept-Headers-Forest"
+
+right_bypass_antispam := "ms-Exch-Bypass-Anti-Spam"
+
+right_bypass_size := "ms-Exch-Bypass-Message-Size-Limit"
+
+# --- identity ---------------------------------------------------------------------------------
+
+# The session authenticated (at the AUTH stage: this attempt succeeded).
+authenticated if input.auth.result == "success"
+
+login := input.auth.login if authenticated
+
+# The configured identity behind the login, if any.
+identity := data.config.users[data.config.logins[login]]
+
+# Domain Secure (mutual TLS): at MAIL FROM an anonymous session whose sender domain is on the
+# domain-secure list and whose verified client certificate names that domain becomes Partner.
+partner_domain := domain if {
+	input.stage in {"mail", "rcpt", "headers", "eom"}
+	conn.domain_secure
+	not authenticated
+	domain := input.mail.address.domain
+	data.config.server.domain_secure[domain]
+	input.tls.active
+	input.tls.client_cert.verified
+	input.tls.client_cert.names[domain]
+}
+
+identity_principals := {p | some p in identity.principals} if {
+	authenticated
+	identity
+} else := {"authenticated", concat(":", ["user", login])} if {
+	authenticated
+} else := set()
+
+base_principals := {"externally_secured"} if {
+	conn.auth.external_authoritative
+} else := {"partner"} if {
+	partner_domain
+} else := {"anonymous"} if {
+	not authenticated
+} else := set()
+
+principals := base_principals | identity_principals
+
+# --- rights -----------------------------------------------------------------------------------
+
+allowed_rights contains right if {
+	some principal in principals
+	some right in conn.acl[principal].allow
+}
+
+denied_rights contains right if {
+	some principal in principals
+	some right in conn.acl[principal].deny
+}
+
+rights := allowed_rights - denied_rights
+
+default has_right(_) := false
+
+has_right(right) if right in rights
+
+# Exchange: Bypass-Message-Size-Limit also bypasses header size, recipient count and rate limits.
+bypass_size if has_right(right_bypass_size)

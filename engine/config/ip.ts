@@ -1,0 +1,262 @@
+/**
+ * IP helpers for the configuration loader and the runtime engine.
+ *
+ * - IPv4 is accepted only in four-part decimal form (`192.0.2.1`); octal/hex/short forms that
+ *   `inet_aton` would accept are refused, because they are almost always typos.
+ * - IPv6 is accepted in any RFC 4291 text form, without a zone id (`%eth0`).
+ * - An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) *is* the IPv4 address: it gets family 4.
+ * - Canonical text: IPv4 dotted decimal, IPv6 RFC 5952 (compressed, lower case).
+ * - Values are unsigned bigints: 32-bit for IPv4, 128-bit for IPv6.
+ */
+import ipaddr from 'ipaddr.js';
+import { MtaPolicyError } from '../errors.js';
+
+export type IpFamily = 4 | 6;
+
+export interface IpValue {
+  readonly family: IpFamily;
+  readonly value: bigint;
+}
+
+export interface ParsedIp extends IpValue {
+  /** Canonical text. */
+  readonly text: string;
+}
+
+/** An inclusive range of one family (a single IP and a CIDR block are ranges too). */
+export interface ParsedRange {
+  readonly family: IpFamily;
+  readonly first: bigint;
+  readonly last: bigint;
+}
+
+export interface ParsedBinding {
+  /** Canonical local IP, or null for the wildcard (`0.0.0.0` / `[::]`). */
+  readonly ip: string | null;
+  readonly family: IpFamily;
+  readonly port: number;
+  /** Canonical text: `0.0.0.0:25`, `[::]:587`, `192.0.2.10:25`, `[2001:db8::1]:25`. */
+  readonly text: string;
+}
+
+/** Why a text could not be parsed, and how to fix it. */
+export interface ParseFailure {
+  readonly error: string;
+  readonly fix?: string;
+}
+
+export function isParseFailure<T>(r: T | ParseFailure): r is ParseFailure {
+  return typeof r === 'object' && r !== null && 'error' in r;
+}
+
+const BITS: Record<IpFamily, bigint> = { 4: 32n, 6: 128n };
+const MAX: Record<IpFamily, bigint> = { 4: (1n << 32n) - 1n, 6: (1n << 128n) - 1n };
+
+function v4Value(octets: readonly number[]): bigint {
+  let v = 0n;
+  for (const o of octets) v = (v << 8n) | BigInt(o);
+  return v;
+}
+
+function v6Value(parts: readonly number[]): bigint {
+  let v = 0n;
+  for (const p of parts) v = (v << 16n) | BigInt(p);
+  return v;
+}
+
+/** Parses an address without turning IPv4-mapped IPv6 into IPv4. */
+function parseRaw(text: string): IpValue | null {
+  if (text === '') return null;
+  if (ipaddr.IPv4.isValidFourPartDecimal(text)) {
+    return { family: 4, value: v4Value(ipaddr.IPv4.parse(text).octets) };
+  }
+  if (text.includes('%') || !text.includes(':') || !ipaddr.IPv6.isValid(text)) return null;
+  if (text.includes('.')) {
+    // Embedded IPv4 tail (`::ffff:192.0.2.1`): require the strict dotted form there too.
+    const tail = text.slice(text.lastIndexOf(':') + 1);
+    if (!ipaddr.IPv4.isValidFourPartDecimal(tail)) return null;
+  }
+  return { family: 6, value: v6Value(ipaddr.IPv6.parse(text).parts) };
+}
+
+/** IPv4-mapped IPv6 (`::ffff:0:0/96`) becomes IPv4; everything else is returned unchanged. */
+function unmap(ip: IpValue): IpValue {
+  if (ip.family === 6 && ip.value >> 32n === 0xffffn) {
+    return { family: 4, value: ip.value & MAX[4] };
+  }
+  return ip;
+}
+
+/** Canonical text of an address value. */
+export function formatIp(family: IpFamily, value: bigint): string {
+  if (family === 4) {
+    return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join('.');
+  }
+  const parts: number[] = [];
+  for (let s = 112n; s >= 0n; s -= 16n) parts.push(Number((value >> s) & 0xffffn));
+  return new ipaddr.IPv6(parts).toRFC5952String();
+}
+
+/** Canonical text of a range: a single IP, or `first-last`. */
+export function formatRange(r: ParsedRange): string {
+  return r.first === r.last ? formatIp(r.family, r.first) : `${formatIp(r.family, r.first)}-${formatIp(r.family, r.last)}`;
+}
+
+/** Parses one IP address (surrounding white space ignored); null when it is not one. */
+export function parseIp(text: string): ParsedIp | null {
+  const raw = parseRaw(text.trim());
+  if (raw === null) return null;
+  const ip = unmap(raw);
+  return { family: ip.family, value: ip.value, text: formatIp(ip.family, ip.value) };
+}
+
+/** Canonical text of an IP address, or null when `text` is not one. */
+export function canonicalIp(text: string): string | null {
+  return parseIp(text)?.text ?? null;
+}
+
+/**
+ * Family and numeric value of an IP address (IPv4-mapped IPv6 counts as IPv4).
+ * Throws `MtaPolicyError` (code `IP_INVALID`) when `ip` is not an address.
+ */
+export function ipToBigInt(ip: string): IpValue {
+  const p = parseIp(ip);
+  if (p === null) throw new MtaPolicyError('IP_INVALID', `not an IP address: ${JSON.stringify(ip)}`);
+  return { family: p.family, value: p.value };
+}
+
+/** True when `ip` (a value of the same family) lies in the inclusive range. */
+export function rangeContains(r: ParsedRange, ip: IpValue): boolean {
+  return r.family === ip.family && r.first <= ip.value && ip.value <= r.last;
+}
+
+const RANGE_FORMS = 'write a single IP (192.0.2.1), a CIDR block (192.0.2.0/24) or a range (192.0.2.1-192.0.2.30)';
+
+/**
+ * Parses a remote IP range: a single IP, a CIDR block `a/n`, or `a-b` (same family, a ≤ b).
+ * A CIDR block with host bits set is refused; the fix names the network form.
+ */
+export function parseIpRange(text: string): ParsedRange | ParseFailure {
+  const t = text.trim();
+  if (t === '') return { error: 'an IP range must not be empty', fix: RANGE_FORMS };
+
+  const slash = t.indexOf('/');
+  if (slash >= 0) {
+    const addr = t.slice(0, slash).trim();
+    const len = t.slice(slash + 1).trim();
+    const raw = parseRaw(addr);
+    if (raw === null) {
+      return { error: `\`${addr}\` in \`${t}\` is not an IP address`, fix: RANGE_FORMS };
+    }
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(len)) {
+      return { error: `\`/${len}\` in \`${t}\` is not a prefix length`, fix: `write a prefix length from /0 to /${BITS[raw.family]}` };
+    }
+    const prefix = BigInt(len);
+    if (prefix > BITS[raw.family]) {
+      return {
+        error: `prefix /${len} in \`${t}\` is too long for an IPv${raw.family} address (at most /${BITS[raw.family]})`,
+        fix: `write a prefix length from /0 to /${BITS[raw.family]}`,
+      };
+    }
+    const hostBits = BITS[raw.family] - prefix;
+    const hostMask = (1n << hostBits) - 1n;
+    const first = raw.value & ~hostMask & MAX[raw.family];
+    if (first !== raw.value) {
+      let suggestion = `${formatIp(raw.family, first)}/${len}`;
+      if (raw.family === 6 && first >> 32n === 0xffffn && prefix >= 96n) {
+        suggestion = `${formatIp(4, first & MAX[4])}/${prefix - 96n}`;
+      }
+      return {
+        error: `\`${t}\` has host bits set (the /${len} block containing it starts at ${suggestion.slice(0, suggestion.lastIndexOf('/'))})`,
+        fix: `did you mean ${suggestion}?`,
+      };
+    }
+    const last = first | hostMask;
+    if (raw.family === 6 && first >> 32n === 0xffffn && last >> 32n === 0xffffn) {
+      // Entirely inside ::ffff:0:0/96: an IPv4 block in IPv6 notation.
+      return { family: 4, first: first & MAX[4], last: last & MAX[4] };
+    }
+    return { family: raw.family, first, last };
+  }
+
+  const dash = t.indexOf('-');
+  if (dash >= 0) {
+    const aText = t.slice(0, dash).trim();
+    const bText = t.slice(dash + 1).trim();
+    const a = parseIp(aText);
+    const b = parseIp(bText);
+    if (a === null || b === null) {
+      return { error: `\`${a === null ? aText : bText}\` in \`${t}\` is not an IP address`, fix: RANGE_FORMS };
+    }
+    if (a.family !== b.family) {
+      return {
+        error: `\`${t}\` mixes an IPv${a.family} and an IPv${b.family} address`,
+        fix: 'write one range per address family',
+      };
+    }
+    if (a.value > b.value) {
+      return { error: `\`${t}\` ends before it starts`, fix: `did you mean ${b.text}-${a.text}?` };
+    }
+    return { family: a.family, first: a.value, last: b.value };
+  }
+
+  const ip = parseIp(t);
+  if (ip === null) return { error: `\`${t}\` is not an IP address, CIDR block or range`, fix: RANGE_FORMS };
+  return { family: ip.family, first: ip.value, last: ip.value };
+}
+
+/** The whole address space of one family (Exchange's "all remote addresses"). */
+export function allAddresses(family: IpFamily): ParsedRange {
+  return { family, first: 0n, last: MAX[family] };
+}
+
+const BINDING_FORMS = 'write ip:port, e.g. 0.0.0.0:25 (all IPv4 addresses), [::]:25 (all IPv6 addresses), 192.0.2.10:25 or [2001:db8::1]:25';
+
+/** Parses a local binding `ip:port` or `[ipv6]:port`; `0.0.0.0` and `[::]` are the wildcards. */
+export function parseBinding(text: string): ParsedBinding | ParseFailure {
+  const t = text.trim();
+  let host: string;
+  let portText: string;
+  let bracketed = false;
+  if (t.startsWith('[')) {
+    const close = t.indexOf(']');
+    if (close < 0) return { error: `\`${t}\` has no closing \`]\``, fix: BINDING_FORMS };
+    host = t.slice(1, close);
+    const rest = t.slice(close + 1);
+    if (!rest.startsWith(':')) {
+      return { error: `\`${t}\` has no port`, fix: `add a port, e.g. ${t}:25` };
+    }
+    portText = rest.slice(1);
+    bracketed = true;
+  } else {
+    const colon = t.lastIndexOf(':');
+    if (colon < 0) {
+      return { error: `\`${t}\` has no port`, fix: `add a port, e.g. ${t}:25` };
+    }
+    host = t.slice(0, colon);
+    portText = t.slice(colon + 1);
+    if (host.includes(':')) {
+      return { error: `IPv6 address in \`${t}\` must be in brackets`, fix: `write [${host}]:${portText}` };
+    }
+  }
+  if (host === '*' || host === '') {
+    return { error: `\`${t}\` has no local address`, fix: `write 0.0.0.0:${portText} for all IPv4 addresses and [::]:${portText} for all IPv6 addresses` };
+  }
+  const raw = parseRaw(host);
+  if (raw === null) return { error: `\`${host}\` in \`${t}\` is not an IP address`, fix: BINDING_FORMS };
+  if (bracketed && raw.family === 4) {
+    return { error: `brackets in \`${t}\` are for IPv6 addresses only`, fix: `write ${host}:${portText}` };
+  }
+  if (!/^[1-9][0-9]{0,4}$/.test(portText) || Number(portText) > 65535) {
+    return { error: `\`${portText}\` in \`${t}\` is not a port`, fix: 'use a port from 1 to 65535' };
+  }
+  const port = Number(portText);
+  const ip = unmap(raw);
+  if (ip.value === 0n) {
+    return ip.family === 4
+      ? { ip: null, family: 4, port, text: `0.0.0.0:${port}` }
+      : { ip: null, family: 6, port, text: `[::]:${port}` };
+  }
+  const canon = formatIp(ip.family, ip.value);
+  return { ip: canon, family: ip.family, port, text: ip.family === 4 ? `${canon}:${port}` : `[${canon}]:${port}` };
+}

@@ -194,8 +194,10 @@ export async function buildBundle(options: BuildOptions): Promise<Manifest> {
     try {
       await run(opa, args, { maxBuffer: 16 * 1024 * 1024 });
     } catch (e) {
-      const stderr = (e as { stderr?: string }).stderr ?? '';
-      throw new BuildError('BUILD_REGO_ERROR', `opa build failed:\n${stderr.trim() || String(e)}`, { cause: e });
+      // opa prints "N errors occurred:" then one "file:line: rego_…_error: …" per line.
+      const { stdout = '', stderr = '' } = e as { stdout?: string; stderr?: string };
+      const lines = `${stderr}\n${stdout}`.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !/^\d+ errors? occurred/.test(l));
+      throw new BuildError('BUILD_REGO_ERROR', `opa build failed: ${lines.join('; ') || String(e)}`, { cause: e });
     }
     await tar.x({ file: bundleFile, cwd: work, filter: (p) => p.replace(/^\/+/, '') === 'policy.wasm' });
     const wasm = await readFile(join(work, 'policy.wasm'));

@@ -38,10 +38,12 @@ ok_reason := {
 
 # --- assembling a decision -----------------------------------------------------------------------
 
+# Extension denies for this stage, in a stable order after every built-in check, so two
+# firing together never tie.
 extension_failures(stage) := {f |
-	some d in data.mta.ext.deny
-	d.stage == stage
-	f := object.union(d, {"order": 1000})
+	denies := sort([d | some d in data.mta.ext.deny; d.stage == stage])
+	some i, d in denies
+	f := object.union(d, {"order": 1000 + i})
 }
 
 all_failures(stage) := failures[stage] | extension_failures(stage)
@@ -53,13 +55,20 @@ first_failure(stage) := f if {
 	f.order == lowest
 }
 
+# Two separate definitions, not `else`: when a failure's verdict cannot be formed (an
+# extension reply with a 2xx code, a reason missing from the catalogue) the decision must be
+# undefined, which the engine turns into a tempfail, never fall through to success.
 stage_decision(stage) := object.union(session_facts(stage), verdict(first_failure(stage))) if {
 	first_failure(stage)
-} else := object.union(session_facts(stage), {
+}
+
+stage_decision(stage) := object.union(session_facts(stage), {
 	"decision": success_kind(stage),
 	"reason": ok_reason[stage],
 	"reply": plain_reply(catalogue_reply(ok_reason[stage])),
-})
+}) if {
+	not first_failure(stage)
+}
 
 plain_reply(r) := {"code": r.code, "enhanced": r.enhanced, "text": r.text}
 

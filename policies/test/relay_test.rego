@@ -131,3 +131,22 @@ test_extension_discard if {
 }
 
 test_extension_for_other_stage_ignored if rcpt(with_rcpt(internet, "<user@contoso.test>")).decision == "continue" with data.mta.ext.deny as {{"stage": "mail", "reason": "x"}}
+
+test_two_extension_denies_do_not_conflict if {
+	two := {
+		{"stage": "rcpt", "reason": "b_rule", "reply": {"code": 550, "enhanced": "5.7.1", "text": "B"}},
+		{"stage": "rcpt", "reason": "a_rule", "reply": {"code": 450, "enhanced": "4.7.1", "text": "A"}},
+	}
+	d := rcpt(object.union(with_rcpt(internet, "<user@contoso.test>"), {"explain": true})) with data.mta.ext.deny as two
+	d.reason == "a_rule"
+	d.checks == [[1000, "a_rule"], [1001, "b_rule"]]
+}
+
+test_extension_with_success_reply_is_undefined_not_accept if {
+	bad := {{"stage": "rcpt", "reason": "oops", "reply": {"code": 250, "enhanced": "2.0.0", "text": "fine"}}}
+	not rcpt(with_rcpt(internet, "<user@contoso.test>")) with data.mta.ext.deny as bad
+}
+
+test_extension_with_unknown_reason_and_no_reply_is_undefined if {
+	not rcpt(with_rcpt(internet, "<user@contoso.test>")) with data.mta.ext.deny as {{"stage": "rcpt", "reason": "no_such_reason"}}
+}

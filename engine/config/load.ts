@@ -71,14 +71,24 @@ export function parseConfig(text: string, file: string): Config {
   let fatal = false;
   for (const err of doc.errors) {
     if (err.code === 'DUPLICATE_KEY') ctx.duplicateKey(err.pos[0]);
-    else {
+    else if (err.code === 'MULTIPLE_DOCS') {
+      fatal = true;
+      ctx.addAt(err.pos[0], [], 'the file holds more than one YAML document (a second `---`)', 'keep one document per configuration file');
+    } else {
       fatal = true;
       ctx.addAt(err.pos[0], ctx.pathAt(err.pos[0]), `YAML syntax error: ${err.message}`, 'fix the YAML syntax at this position');
     }
   }
   if (fatal) throw ctx.error();
 
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // yaml refuses alias explosions ("billion laughs") here.
+    ctx.add([], `the YAML cannot be expanded: ${err instanceof Error ? err.message : String(err)}`, 'use fewer aliases (*name)');
+    throw ctx.error();
+  }
   const validate = validator();
   if (!validate(data)) {
     for (const e of validate.errors ?? []) ctx.ajvError(e, data);
@@ -123,7 +133,15 @@ let compiled: ValidateFunction | undefined;
 
 function validator(): ValidateFunction {
   if (compiled === undefined) {
-    const ajv = new Ajv2020.default({ allErrors: true, verbose: true, strict: true, strictRequired: false, allowUnionTypes: true });
+    const ajv = new Ajv2020.default({
+      allErrors: true,
+      verbose: true,
+      strict: true,
+      strictRequired: false,
+      allowUnionTypes: true,
+      // Each $defs entry compiles once instead of being inlined at every use: halves compile time.
+      inlineRefs: false,
+    });
     compiled = ajv.compile(CONFIG_SCHEMA as SchemaObject);
   }
   return compiled;
@@ -396,9 +414,43 @@ class Context {
 
   // --- ajv errors -------------------------------------------------------------------------------
 
+  /** True when the schema found nothing wrong at, above or below `path`. */
   isClean(path: Path): boolean {
+    if (this.tainted.length === 0) return true;
     const p = pointer(path);
     return !this.tainted.some((t) => t === p || t.startsWith(`${p}/`) || p.startsWith(`${t}/`));
+  }
+
+  /**
+   * Schema problems of the object at `path`: `self` when the object itself (or an ancestor) is
+   * wrong; `fields` = keys whose own value is wrong or missing; `any` = anything wrong below.
+   */
+  taintOf(path: Path): { self: boolean; fields: Set<string>; any: boolean } {
+    const p = pointer(path);
+    const fields = new Set<string>();
+    let self = false;
+    let below = false;
+    for (const t of this.tainted) {
+      if (t === p || p.startsWith(`${t}/`)) self = true;
+      else if (t.startsWith(`${p}/`)) {
+        below = true;
+        const rest = t.slice(p.length + 1).split('/');
+        const [field] = rest;
+        if (rest.length === 1 && field !== undefined) fields.add(field.replace(/~1/g, '/').replace(/~0/g, '~'));
+      }
+    }
+    return { self, fields, any: below || self };
+  }
+
+  /** The items of a list the schema accepted, with their paths (none when the list itself is wrong). */
+  items<T>(path: Path, list: readonly T[] | undefined): [T, Path][] {
+    if (list === undefined || !Array.isArray(list) || this.taintOf(path).self) return [];
+    const out: [T, Path][] = [];
+    list.forEach((item, i) => {
+      const ip = [...path, i];
+      if (this.isClean(ip)) out.push([item, ip]);
+    });
+    return out;
   }
 
   ajvError(e: ErrorObject, data: unknown): void {
@@ -794,8 +846,10 @@ const EXCHANGE_PRINCIPAL_NAMES: Readonly<Record<string, string>> = {
   'exchangelegacyinterop': 'exchange_legacy_servers',
 };
 
-function getArray<T>(v: T[] | undefined): T[] {
-  return v ?? [];
+/** A shallow copy of `raw` without `fields` (values the schema rejected). */
+function withoutFields<T extends object>(raw: T, fields: ReadonlySet<string>): T {
+  if (fields.size === 0) return raw;
+  return Object.fromEntries(Object.entries(raw).filter(([k]) => !fields.has(k))) as T;
 }
 
 function buildConfig(ctx: Context, data: unknown): Config {
@@ -851,10 +905,9 @@ function buildServer(ctx: Context, value: unknown): ServerConfig {
     else fqdn = h;
   }
   const localAddresses: string[] = [];
-  if (ctx.isClean([...base, 'local_addresses'])) {
+  {
     const seen = new Map<string, number>();
-    getArray(raw.local_addresses).forEach((text, i) => {
-      const p = [...base, 'local_addresses', i];
+    for (const [text, p] of ctx.items([...base, 'local_addresses'], raw.local_addresses)) {
       const ip = parseIp(text);
       if (ip === null) {
         ctx.add(p, `${code(text)} is not an IP address`, 'write an IPv4 or IPv6 address, e.g. 192.0.2.10');
@@ -866,13 +919,12 @@ function buildServer(ctx: Context, value: unknown): ServerConfig {
         seen.set(ip.text, ctx.line(p) ?? 0);
         localAddresses.push(ip.text);
       }
-    });
+    }
   }
   const domainSecureDomains: string[] = [];
-  if (ctx.isClean([...base, 'domain_secure_domains'])) {
+  {
     const seen = new Map<string, number>();
-    getArray(raw.domain_secure_domains).forEach((text, i) => {
-      const p = [...base, 'domain_secure_domains', i];
+    for (const [text, p] of ctx.items([...base, 'domain_secure_domains'], raw.domain_secure_domains)) {
       const d = normaliseDomain(text, false);
       if (isParseFailure(d)) ctx.add(p, d.error, d.fix);
       else if (seen.has(d.domain)) ctx.add(p, `${code(d.domain)} is listed twice (also at line ${seen.get(d.domain) ?? '?'})`, 'remove one');
@@ -880,7 +932,7 @@ function buildServer(ctx: Context, value: unknown): ServerConfig {
         seen.set(d.domain, ctx.line(p) ?? 0);
         domainSecureDomains.push(d.domain);
       }
-    });
+    }
   }
   const dialect: Dialect = ctx.isClean([...base, 'dialect']) && raw.dialect !== undefined ? raw.dialect : 'exchange';
   const orgPrefixes =
@@ -911,8 +963,9 @@ function buildAcceptedDomains(ctx: Context, value: unknown): AcceptedDomain[] {
   const seen = new Map<string, number>();
   value.forEach((item: unknown, i) => {
     const p: Path = ['accepted_domains', i];
-    if (!ctx.isClean(p)) return;
-    const raw = item as RawAcceptedDomain;
+    const taint = ctx.taintOf(p);
+    if (taint.self || taint.fields.has('domain')) return;
+    const raw = withoutFields(item as RawAcceptedDomain, taint.fields);
     const d = normaliseDomain(raw.domain, true);
     if (isParseFailure(d)) {
       ctx.add([...p, 'domain'], d.error, d.fix);
@@ -955,11 +1008,10 @@ function buildUsers(ctx: Context, value: unknown): { users: UserIdentity[]; iden
 
   usersValue.forEach((item: unknown, i) => {
     const p: Path = ['identities', 'users', i];
-    if (!ctx.isClean(p)) {
-      allClean = false;
-      return;
-    }
-    const raw = item as RawUser;
+    const taint = ctx.taintOf(p);
+    if (taint.any) allClean = false;
+    if (taint.self || taint.fields.has('name')) return;
+    const raw = withoutFields(item as RawUser, taint.fields);
     const idx = users.length;
     const name = raw.name.trim();
     if (name === '') {
@@ -978,48 +1030,52 @@ function buildUsers(ctx: Context, value: unknown): { users: UserIdentity[]; iden
     claim(lower, { user: idx, path: [...p, 'name'], kind: 'name' });
 
     const addresses: string[] = [];
-    getArray(raw.addresses).forEach((text, j) => {
-      const ap = [...p, 'addresses', j];
+    for (const [text, ap] of ctx.items([...p, 'addresses'], raw.addresses)) {
       const a = normaliseAddress(text);
-      if (isParseFailure(a)) return ctx.add(ap, a.error, a.fix);
-      if (addresses.includes(a)) return ctx.add(ap, `${code(a)} is listed twice for this user`, 'remove one');
+      if (isParseFailure(a)) {
+        ctx.add(ap, a.error, a.fix);
+        continue;
+      }
+      if (addresses.includes(a)) {
+        ctx.add(ap, `${code(a)} is listed twice for this user`, 'remove one');
+        continue;
+      }
       const owner = owners.get(a);
       if (owner !== undefined) {
-        return ctx.add(ap, `${code(a)} already belongs to user ${code(owner.user)} (line ${owner.line})`, 'an address belongs to one identity only; use send_as to let others send as it');
+        ctx.add(ap, `${code(a)} already belongs to user ${code(owner.user)} (line ${owner.line})`, 'an address belongs to one identity only; use send_as to let others send as it');
+        continue;
       }
       owners.set(a, { user: name, line: ctx.line(ap) ?? 0 });
       addresses.push(a);
       claim(a, { user: idx, path: ap, kind: 'address' });
-    });
+    }
 
     const groups: string[] = [];
-    getArray(raw.groups).forEach((g, j) => {
-      const gp = [...p, 'groups', j];
+    for (const [g, gp] of ctx.items([...p, 'groups'], raw.groups)) {
       const t = g.trim();
-      if (t === '') return ctx.add(gp, 'a group name must not be blank', 'remove it');
-      if (groups.some((x) => x.toLowerCase() === t.toLowerCase())) return ctx.add(gp, `group ${code(t)} is listed twice for this user`, 'remove one');
-      groups.push(t);
-    });
+      if (t === '') ctx.add(gp, 'a group name must not be blank', 'remove it');
+      else if (groups.some((x) => x.toLowerCase() === t.toLowerCase())) ctx.add(gp, `group ${code(t)} is listed twice for this user`, 'remove one');
+      else groups.push(t);
+    }
 
     const sendAs: string[] = [];
-    getArray(raw.send_as).forEach((text, j) => {
-      const sp = [...p, 'send_as', j];
+    for (const [text, sp] of ctx.items([...p, 'send_as'], raw.send_as)) {
       const a = normaliseAddress(text);
-      if (isParseFailure(a)) return ctx.add(sp, a.error, a.fix);
-      if (sendAs.includes(a)) return ctx.add(sp, `${code(a)} is listed twice in send_as`, 'remove one');
-      if (!addresses.includes(a)) sendAs.push(a);
-    });
+      if (isParseFailure(a)) ctx.add(sp, a.error, a.fix);
+      else if (sendAs.includes(a)) ctx.add(sp, `${code(a)} is listed twice in send_as`, 'remove one');
+      else if (!addresses.includes(a)) sendAs.push(a);
+    }
 
     const userLogins = new Set<string>([lower, ...addresses]);
-    getArray(raw.logins).forEach((l, j) => {
-      const lp = [...p, 'logins', j];
+    for (const [l, lp] of ctx.items([...p, 'logins'], raw.logins)) {
       const t = l.trim().toLowerCase();
-      if (t === '') return ctx.add(lp, 'a login name must not be blank', 'remove it');
-      if (/[\s\p{Cc}]/u.test(t)) return ctx.add(lp, `login name ${code(l)} contains white space or control characters`, 'remove them');
-      if (userLogins.has(t)) return;
-      userLogins.add(t);
-      claim(t, { user: idx, path: lp, kind: 'login' });
-    });
+      if (t === '') ctx.add(lp, 'a login name must not be blank', 'remove it');
+      else if (/[\s\p{Cc}]/u.test(t)) ctx.add(lp, `login name ${code(l)} contains white space or control characters`, 'remove them');
+      else if (!userLogins.has(t)) {
+        userLogins.add(t);
+        claim(t, { user: idx, path: lp, kind: 'login' });
+      }
+    }
 
     userNames.push(name);
     users.push({ name, addresses, groups, sendAs, logins: [...userLogins], source: ctx.ref(p) });
@@ -1074,8 +1130,9 @@ function buildConnectors(
 
   value.forEach((item: unknown, i) => {
     const p: Path = ['connectors', i];
-    if (!ctx.isClean(p)) return;
-    const raw = item as RawConnector;
+    const taint = ctx.taintOf(p);
+    if (taint.self || taint.fields.has('name') || taint.fields.has('usage')) return;
+    const raw = withoutFields(item as RawConnector, taint.fields);
     const name = raw.name.trim();
     if (name === '') {
       ctx.add([...p, 'name'], 'a connector name must not be blank', REQUIRED_HINTS['name']);
@@ -1088,7 +1145,9 @@ function buildConnectors(
       names.set(name.toLowerCase(), { line: ctx.line([...p, 'name']) ?? 0, name });
     }
     const built = buildConnector(ctx, p, raw, name, server, lookups);
-    if (built !== null) out.push({ index: i, config: built });
+    // A connector with schema errors is checked as far as possible but takes no part in the
+    // conflict check: its defaults would stand in for the values that were wrong.
+    if (built !== null && !taint.any) out.push({ index: i, config: built });
   });
   return out;
 }
@@ -1106,22 +1165,28 @@ function buildConnector(ctx: Context, p: Path, raw: RawConnector, name: string, 
   const defaults = USAGE_DEFAULTS[usage];
   const usageRef = ctx.ref([...p, 'usage']);
 
+  // Cross-field rules are checked only when every field they involve passed the schema.
+  const clean = (...keys: string[]): boolean => keys.every((k) => ctx.isClean([...p, k]));
+
   // Bindings.
   const bindings: Binding[] = [];
   const bindingLines = new Map<string, { line: number; text: string }>();
   if (raw.bindings !== undefined) {
-    raw.bindings.forEach((text, j) => {
-      const bp = [...p, 'bindings', j];
+    for (const [text, bp] of ctx.items([...p, 'bindings'], raw.bindings)) {
       const b = parseBinding(text);
-      if (isParseFailure(b)) return ctx.add(bp, b.error, b.fix);
+      if (isParseFailure(b)) {
+        ctx.add(bp, b.error, b.fix);
+        continue;
+      }
       const dup = bindingLines.get(b.text);
       if (dup !== undefined) {
         const same = dup.text.trim() === text.trim() ? `binding ${code(b.text)} is listed twice` : `binding ${code(text.trim())} is the same as ${code(dup.text.trim())}`;
-        return ctx.add(bp, `${same} (line ${dup.line})`, 'remove one of them');
+        ctx.add(bp, `${same} (line ${dup.line})`, 'remove one of them');
+        continue;
       }
       bindingLines.set(b.text, { line: ctx.line(bp) ?? 0, text });
       bindings.push({ text: b.text, ip: b.ip, family: b.family, port: b.port, source: ctx.ref(bp) });
-    });
+    }
   } else {
     for (const text of defaults.bindings ?? []) {
       const b = parseBinding(text);
@@ -1133,19 +1198,22 @@ function buildConnector(ctx: Context, p: Path, raw: RawConnector, name: string, 
   const remoteIpRanges: IpRange[] = [];
   const rangeLines = new Map<string, { line: number; text: string }>();
   if (raw.remote_ip_ranges !== undefined) {
-    raw.remote_ip_ranges.forEach((text, j) => {
-      const rp = [...p, 'remote_ip_ranges', j];
+    for (const [text, rp] of ctx.items([...p, 'remote_ip_ranges'], raw.remote_ip_ranges)) {
       const r = parseIpRange(text);
-      if (isParseFailure(r)) return ctx.add(rp, r.error, r.fix);
+      if (isParseFailure(r)) {
+        ctx.add(rp, r.error, r.fix);
+        continue;
+      }
       const key = `${r.family}:${r.first}:${r.last}`;
       const dup = rangeLines.get(key);
       if (dup !== undefined) {
         const same = dup.text.trim() === text.trim() ? `remote range ${code(text.trim())} is listed twice` : `remote range ${code(text.trim())} is the same as ${code(dup.text.trim())}`;
-        return ctx.add(rp, `${same} (line ${dup.line})`, 'remove one of them');
+        ctx.add(rp, `${same} (line ${dup.line})`, 'remove one of them');
+        continue;
       }
       rangeLines.set(key, { line: ctx.line(rp) ?? 0, text });
       remoteIpRanges.push({ text: text.trim(), family: r.family, first: r.first, last: r.last, source: ctx.ref(rp) });
-    });
+    }
   } else if (defaults.remote === REMOTE_ALL) {
     for (const fam of [4, 6] as const) {
       const r = allAddresses(fam);
@@ -1159,57 +1227,65 @@ function buildConnector(ctx: Context, p: Path, raw: RawConnector, name: string, 
   const permissionGroups: PermissionGroup[] = [];
   if (rawGroups === undefined) permissionGroups.push(...defaults.groups);
   else {
-    rawGroups.forEach((g, j) => {
-      const gp = [...groupsPath, j];
+    for (const [g, gp] of ctx.items(groupsPath, rawGroups)) {
       if (g === 'None') {
         if (rawGroups.length > 1) ctx.add(gp, '`None` must be the only permission group', 'remove `None`, or remove the other groups');
-        return;
+      } else if (permissionGroups.includes(g)) {
+        ctx.add(gp, `permission group ${code(g)} is listed twice`, 'remove one');
+      } else {
+        permissionGroups.push(g);
       }
-      if (permissionGroups.includes(g)) return ctx.add(gp, `permission group ${code(g)} is listed twice`, 'remove one');
-      permissionGroups.push(g);
-    });
+    }
   }
 
   // Auth mechanisms.
   const authPath = [...p, 'auth_mechanisms'];
   const authMechanisms: AuthMechanism[] = [];
-  const explicitAuth = raw.auth_mechanisms !== undefined;
-  const rawAuth = raw.auth_mechanisms ?? [...defaults.auth];
-  rawAuth.forEach((m, j) => {
-    const ap = explicitAuth ? [...authPath, j] : [...p, 'usage'];
-    if (authMechanisms.includes(m)) return ctx.add(ap, `auth mechanism ${code(m)} is listed twice`, 'remove one');
-    authMechanisms.push(m);
-  });
-  if (authMechanisms.length === 0) authMechanisms.push('None');
-  const authIndex = (m: AuthMechanism): Path => (explicitAuth ? [...authPath, rawAuth.indexOf(m)] : authPath);
-  if (authMechanisms.includes('None') && authMechanisms.length > 1) {
-    ctx.add(authIndex('None'), '`None` must be the only auth mechanism', 'remove `None`, or remove the other mechanisms');
+  const rawAuth = raw.auth_mechanisms;
+  const authItemPath = new Map<AuthMechanism, Path>();
+  if (rawAuth === undefined) authMechanisms.push(...defaults.auth);
+  else {
+    for (const [m, ap] of ctx.items(authPath, rawAuth)) {
+      if (authMechanisms.includes(m)) {
+        ctx.add(ap, `auth mechanism ${code(m)} is listed twice`, 'remove one');
+        continue;
+      }
+      authMechanisms.push(m);
+      authItemPath.set(m, ap);
+    }
+    if (rawAuth.length === 0) authMechanisms.push('None');
   }
-  if (authMechanisms.includes('BasicAuthRequireTLS')) {
-    const missing = (['BasicAuth', 'Tls'] as const).filter((m) => !authMechanisms.includes(m));
-    if (missing.length > 0) {
-      ctx.add(authIndex('BasicAuthRequireTLS'), `\`BasicAuthRequireTLS\` requires ${missing.map(code).join(' and ')}`, `add ${missing.join(' and ')} to auth_mechanisms`);
+  const authAt = (m: AuthMechanism): Path => authItemPath.get(m) ?? authPath;
+  if (clean('auth_mechanisms')) {
+    if (authMechanisms.includes('None') && authMechanisms.length > 1) {
+      ctx.add(authAt('None'), '`None` must be the only auth mechanism', 'remove `None`, or remove the other mechanisms');
+    }
+    if (authMechanisms.includes('BasicAuthRequireTLS')) {
+      const missing = (['BasicAuth', 'Tls'] as const).filter((m) => !authMechanisms.includes(m));
+      if (missing.length > 0) {
+        ctx.add(authAt('BasicAuthRequireTLS'), `\`BasicAuthRequireTLS\` requires ${missing.map(code).join(' and ')}`, `add ${missing.join(' and ')} to auth_mechanisms`);
+      }
     }
   }
-  if (authMechanisms.includes('ExternalAuthoritative') && !permissionGroups.includes('ExchangeServers')) {
+  if (clean('auth_mechanisms', 'permission_groups') && authMechanisms.includes('ExternalAuthoritative') && !permissionGroups.includes('ExchangeServers')) {
     ctx.add(
-      authIndex('ExternalAuthoritative'),
+      authAt('ExternalAuthoritative'),
       '`ExternalAuthoritative` requires permission group `ExchangeServers`',
       'add ExchangeServers to permission_groups (the connection is then treated as an externally secured Exchange server)',
     );
   }
   const hasTls = authMechanisms.includes('Tls');
   const requireTls = raw.require_tls ?? false;
-  if (requireTls && !hasTls) {
+  if (clean('auth_mechanisms', 'require_tls') && requireTls && !hasTls) {
     ctx.add([...p, 'require_tls'], '`require_tls: true` requires auth mechanism `Tls` (STARTTLS must be offered)', 'add Tls to auth_mechanisms or set require_tls: false');
   }
   const domainSecureEnabled = raw.domain_secure_enabled ?? permissionGroups.includes('Partners');
-  if (domainSecureEnabled && !hasTls) {
+  if (clean('auth_mechanisms', 'permission_groups', 'domain_secure_enabled') && domainSecureEnabled && !hasTls) {
     if (raw.domain_secure_enabled !== undefined) {
       ctx.add([...p, 'domain_secure_enabled'], '`domain_secure_enabled: true` requires auth mechanism `Tls`', 'add Tls to auth_mechanisms or set domain_secure_enabled: false');
     } else {
       ctx.add(
-        raw.auth_mechanisms !== undefined ? authPath : groupsPath,
+        rawAuth !== undefined ? authPath : groupsPath,
         'permission group `Partners` turns on Domain Secure, which requires auth mechanism `Tls`',
         'add Tls to auth_mechanisms, or set domain_secure_enabled: false',
       );
@@ -1229,7 +1305,7 @@ function buildConnector(ctx: Context, p: Path, raw: RawConnector, name: string, 
   }
   const dialect = raw.dialect ?? server.dialect;
 
-  // Sizes and limits.
+  // Sizes.
   const size = (key: 'max_message_size' | 'max_header_size', dflt: number, min: number, max: number): number | null => {
     const v = raw[key];
     if (v === undefined) return dflt;
@@ -1254,45 +1330,41 @@ function buildConnector(ctx: Context, p: Path, raw: RawConnector, name: string, 
   const basicAuthMechanisms: string[] = [];
   if (raw.basic_auth_mechanisms === undefined) basicAuthMechanisms.push('PLAIN', 'LOGIN');
   else {
-    raw.basic_auth_mechanisms.forEach((m, j) => {
+    for (const [m, mp] of ctx.items([...p, 'basic_auth_mechanisms'], raw.basic_auth_mechanisms)) {
       const up = m.toUpperCase();
-      if (basicAuthMechanisms.includes(up)) return ctx.add([...p, 'basic_auth_mechanisms', j], `${code(up)} is listed twice`, 'remove one');
-      basicAuthMechanisms.push(up);
-    });
+      if (basicAuthMechanisms.includes(up)) ctx.add(mp, `${code(up)} is listed twice`, 'remove one');
+      else basicAuthMechanisms.push(up);
+    }
   }
 
   // Extended rights.
   const extendedRights: Ace[] = [];
-  getArray(raw.extended_rights).forEach((ace, j) => {
-    const ep = [...p, 'extended_rights', j];
+  for (const [ace, ep] of ctx.items([...p, 'extended_rights'], raw.extended_rights)) {
     const principal = normalisePrincipal(ctx, [...ep, 'principal'], ace.principal, lookups);
-    if (ace.allow === undefined && ace.deny === undefined) {
-      ctx.add(ep, 'this entry neither allows nor denies anything', 'add `allow: [...]` and/or `deny: [...]` with extended rights');
-      return;
-    }
     const rights = (key: 'allow' | 'deny'): Right[] => {
       const out: Right[] = [];
-      getArray(ace[key]).forEach((text, k) => {
+      for (const [text, rp] of ctx.items([...ep, key], ace[key])) {
         const r = RIGHT_BY_LOWER.get(text.trim().toLowerCase());
-        if (r === undefined) return; // reported by the schema
-        if (out.includes(r)) return ctx.add([...ep, key, k], `${code(r)} is listed twice`, 'remove one');
-        out.push(r);
-      });
+        if (r === undefined) continue; // reported by the schema
+        if (out.includes(r)) ctx.add(rp, `${code(r)} is listed twice`, 'remove one');
+        else out.push(r);
+      }
       return out;
     };
     const allow = rights('allow');
     const deny = rights('deny');
-    if (allow.length === 0 && deny.length === 0) {
-      ctx.add(ep, 'this entry neither allows nor denies anything', 'list extended rights in `allow` and/or `deny`');
-      return;
+    if ((ace.allow ?? []).length === 0 && (ace.deny ?? []).length === 0) {
+      ctx.add(ep, 'this entry neither allows nor denies anything', 'add `allow: [...]` and/or `deny: [...]` with extended rights');
+      continue;
     }
     for (const r of allow) {
       if (deny.includes(r)) {
-        ctx.add([...ep, 'allow', (ace.allow ?? []).findIndex((t) => t.trim().toLowerCase() === r.toLowerCase())], `${code(r)} is both allowed and denied in the same entry (deny would win)`, 'remove it from one of the lists');
+        const k = (ace.allow ?? []).findIndex((t) => t.trim().toLowerCase() === r.toLowerCase());
+        ctx.add([...ep, 'allow', k], `${code(r)} is both allowed and denied in the same entry (deny would win)`, 'remove it from one of the lists');
       }
     }
     if (principal !== null) extendedRights.push({ principal, allow, deny, source: ctx.ref(ep) });
-  });
+  }
 
   const replies = buildReplies(ctx, [...p, 'replies'], raw.replies);
   if (ctx.issues.length > before) return null;
@@ -1402,24 +1474,25 @@ type ConflictKind = 'equal' | 'partial';
 class ConflictReporter {
   private readonly seen = new Set<string>();
   private count = 0;
-  private dropped = 0;
+  private truncated = false;
 
   constructor(private readonly ctx: Context) {}
 
-  get full(): boolean {
+  private get full(): boolean {
     return this.count >= MAX_CONFLICT_REPORTS;
   }
 
-  report(a: SweepItem, b: SweepItem, kind: ConflictKind): void {
-    if (a.conn.index === b.conn.index) return;
+  /** Records a conflict; returns false once the report is full (callers stop enumerating). */
+  report(a: SweepItem, b: SweepItem, kind: ConflictKind): boolean {
+    if (a.conn.index === b.conn.index) return true;
     const [x, y] = a.conn.index < b.conn.index ? [a, b] : [b, a];
     const key = `${x.conn.index}:${x.rangeIndex}|${y.conn.index}:${y.rangeIndex}`;
-    if (this.seen.has(key)) return;
-    this.seen.add(key);
+    if (this.seen.has(key)) return !this.full;
     if (this.full) {
-      this.dropped++;
-      return;
+      this.truncated = true;
+      return false;
     }
+    this.seen.add(key);
     this.count++;
     const ctx = this.ctx;
     const cx = x.conn.config;
@@ -1442,14 +1515,15 @@ class ConflictReporter {
       message,
       fix: 'make one range contain the other, split the range, or bind one connector to a specific local IP',
     });
+    return !this.full;
   }
 
   finish(): void {
-    if (this.dropped > 0) {
+    if (this.truncated) {
       this.ctx.issues.push({
         file: this.ctx.file,
         path: 'connectors',
-        message: `${this.dropped} more connector range conflicts were not listed`,
+        message: `there are more connector range conflicts than the ${MAX_CONFLICT_REPORTS} listed`,
         fix: 'fix the conflicts above and check again',
       });
     }
@@ -1461,14 +1535,13 @@ function sweepSame(items: readonly SweepItem[], rep: ConflictReporter): void {
   let active: SweepItem[] = [];
   const equal = new Map<string, SweepItem>();
   for (const q of items) {
-    if (rep.full) return;
     const lo = lowerBound(active, q.range.first);
     if (lo > 0) active = active.slice(lo);
     const hi = lowerBound(active, q.range.last);
     // Every s in active[0, hi): s.first < q.first ≤ s.last < q.last — a partial overlap.
-    for (let k = 0; k < hi && !rep.full; k++) {
+    for (let k = 0; k < hi; k++) {
       const s = active[k];
-      if (s !== undefined) rep.report(s, q, 'partial');
+      if (s !== undefined && !rep.report(s, q, 'partial')) break;
     }
     const key = `${q.range.first}-${q.range.last}`;
     const e = equal.get(key);
@@ -1482,14 +1555,13 @@ function sweepSame(items: readonly SweepItem[], rep: ConflictReporter): void {
 function sweepCross(items: readonly SweepItem[], rep: ConflictReporter): void {
   const active: [SweepItem[], SweepItem[]] = [[], []];
   for (const q of items) {
-    if (rep.full) return;
     const other = active[q.side === 0 ? 1 : 0];
     const lo = lowerBound(other, q.range.first);
     if (lo > 0) other.splice(0, lo);
     const hi = lowerBound(other, q.range.last);
-    for (let k = 0; k < hi && !rep.full; k++) {
+    for (let k = 0; k < hi; k++) {
       const s = other[k];
-      if (s !== undefined) rep.report(s, q, 'partial');
+      if (s !== undefined && !rep.report(s, q, 'partial')) break;
     }
     const own = active[q.side];
     own.splice(lowerBound(own, q.range.last), 0, q);

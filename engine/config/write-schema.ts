@@ -8,6 +8,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { MtaPolicyError } from '../errors.js';
 import { CONFIG_SCHEMA } from './schema.js';
 
 /** Repository-relative location of the published schema. */
@@ -28,7 +29,7 @@ export function findRepoRoot(start: string): string {
       if (typeof parsed === 'object' && parsed !== null && 'name' in parsed && parsed.name === 'mta-policy') return dir;
     }
     const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no mta-policy package.json above ${start}`);
+    if (parent === dir) throw new MtaPolicyError('SCHEMA_ROOT_NOT_FOUND', `no mta-policy package.json above ${start}`);
     dir = parent;
   }
 }

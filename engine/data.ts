@@ -1,4 +1,4 @@
-import type { Config, ConnectorConfig, Reply } from './config/types.js';
+import { RIGHTS, type Config, type ConnectorConfig, type Reply } from './config/types.js';
 import { PERMISSION_GROUPS, SERVER_GROUPS } from './permissions.js';
 import { REPLY_CATALOGUE, type CatalogueReply } from './replies.js';
 
@@ -27,6 +27,7 @@ export function compileData(config: Config): { config: PolicyData } {
       ),
       selection: compileSelection(config.connectors.filter((c) => c.enabled)),
       replies: compileReplies(config.server.replies),
+      right_bits: RIGHT_BITS,
     },
   };
 }
@@ -46,6 +47,15 @@ export interface PolicyData {
   connectors: Record<string, CompiledConnector>;
   selection: Record<'4' | '6', Record<string, SelectionBinding>>;
   replies: Record<'exchange' | 'rfc', Record<string, CatalogueReply>>;
+  right_bits: Readonly<Record<string, number>>;
+}
+
+/** Each right's bit in the decision's `rights` mask (RIGHTS order). */
+export const RIGHT_BITS: Readonly<Record<string, number>> = Object.fromEntries(RIGHTS.map((r, i) => [r, 2 ** i]));
+
+/** Expand a rights mask to the names, sorted. */
+export function rightsFromBits(mask: number): string[] {
+  return RIGHTS.filter((_, i) => Math.floor(mask / 2 ** i) % 2 === 1).sort();
 }
 
 interface CompiledUser {

@@ -1,3 +1,4 @@
+import { rightsFromBits } from './data.js';
 import { EngineError } from './errors.js';
 import type { Decision, DecisionKind, SmtpReply, Stage } from './types.js';
 
@@ -66,6 +67,11 @@ export function validateReply(stage: Stage, kind: DecisionKind, raw: unknown, ct
   return { code, enhanced, text: rendered };
 }
 
+function rightsMask(stage: Stage, v: unknown): string[] {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw malformed(stage, `rights must be a bitmask, got ${JSON.stringify(v)}`);
+  return rightsFromBits(v);
+}
+
 export function parseDecision(stage: Stage, resultSet: unknown, ctx: RenderContext): Decision {
   if (!Array.isArray(resultSet)) throw malformed(stage, 'result set is not an array');
   if (resultSet.length === 0) throw new EngineError('ENGINE_DECISION_UNDEFINED', `${stage} decision is undefined`);
@@ -73,7 +79,6 @@ export function parseDecision(stage: Stage, resultSet: unknown, ctx: RenderConte
   const first: unknown = resultSet[0];
   if (!isObject(first) || !isObject(first['result'])) throw malformed(stage, 'result is not an object');
   const r = first['result'];
-  if (r['stage'] !== stage) throw malformed(stage, `stage is ${JSON.stringify(r['stage'])}`);
   const kind = r['decision'];
   if (typeof kind !== 'string' || !(KINDS as readonly string[]).includes(kind)) {
     throw malformed(stage, `decision must be one of ${KINDS.join('|')}, got ${JSON.stringify(kind)}`);
@@ -90,7 +95,7 @@ export function parseDecision(stage: Stage, resultSet: unknown, ctx: RenderConte
     reply: validateReply(stage, kind as DecisionKind, r['reply'], ctx),
     connector,
     principals: stringArray(stage, r['principals'], 'principals'),
-    rights: stringArray(stage, r['rights'], 'rights'),
+    rights: rightsMask(stage, r['rights']),
   };
   if (stage === 'ehlo') {
     const a = r['advertise'];

@@ -4,7 +4,7 @@ import type { Config } from './config/types.js';
 import { compileData, type PolicyData } from './data.js';
 import { parseDecision } from './decision.js';
 import { EngineError, MtaPolicyError } from './errors.js';
-import { buildInput, type PolicyInput } from './input.js';
+import { buildInput, clientIp, type PolicyInput } from './input.js';
 import { REPLY_CATALOGUE } from './replies.js';
 import type { Decision, Facts, Stage } from './types.js';
 import { loadWasmPolicy, type WasmPolicy } from './wasm.js';
@@ -32,6 +32,7 @@ export class Engine {
   private readonly policy: WasmPolicy;
   private readonly idPrefix = randomBytes(4).toString('hex');
   private counter = 0;
+  private readonly knownConnector = (name: string): boolean => Object.hasOwn(this.data.connectors, name);
 
   private constructor(config: Config, manifest: Manifest, policy: WasmPolicy, data: PolicyData) {
     this.config = config;
@@ -53,13 +54,13 @@ export class Engine {
     const id = `${this.idPrefix}-${(++this.counter).toString(36)}`;
     let input: PolicyInput | null = null;
     try {
-      input = buildInput(stage, facts, options.explain === true);
+      input = buildInput(stage, facts, { explain: options.explain === true, knownConnector: this.knownConnector });
       const result = this.policy.evaluate(`mta/${stage}`, input);
       const connector = firstConnector(result);
       return parseDecision(stage, result, {
         id,
         fqdn: (connector === null ? undefined : this.data.connectors[connector]?.fqdn) ?? this.data.server.fqdn,
-        clientIp: input.connection.remote.ip,
+        clientIp: clientIp(facts),
       });
     } catch (e) {
       return this.failSafe(id, stage, facts, input, e);

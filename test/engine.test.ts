@@ -163,7 +163,8 @@ describe('engine failures are temporary failures, never accepts', () => {
     ['a SIZE that is not a number', { ...internet, mail_from: '<>', mail_params: { SIZE: 'big' } }],
     ['too many header fields', { ...internet, headers: Array.from({ length: 2001 }, () => ['X-A', 'b']) }],
   ])('%s', (_label, facts) => {
-    const d = engine.decide('mail', facts as Facts);
+    // End of headers reads every kind of fact (endpoints, counters, MAIL parameters, headers).
+    const d = engine.decide('headers', facts as Facts);
     expect(d).toMatchObject({ decision: 'tempfail', reason: 'engine_error', reply: { code: 451, enhanced: '4.3.0' } });
     expect(d.error?.code).toBe('ENGINE_INPUT_INVALID');
   });
@@ -176,7 +177,7 @@ describe('engine failures are temporary failures, never accepts', () => {
   });
 
   const ctx = { id: 'x', fqdn: 'mx.test', clientIp: '192.0.2.1' };
-  const good = { stage: 'rcpt', decision: 'reject', reason: 'r', reply: { code: 550, enhanced: '5.7.1', text: 't' }, connector: 'C', principals: [], rights: [], recipient: {} };
+  const good = { decision: 'reject', reason: 'r', reply: { code: 550, enhanced: '5.7.1', text: 't' }, connector: 'C', principals: [], rights: 5, recipient: {} };
   it.each<[string, unknown, string]>([
     ['an undefined result', [], 'ENGINE_DECISION_UNDEFINED'],
     ['several results', [{ result: good }, { result: good }], 'ENGINE_DECISION_MULTIPLE'],
@@ -186,13 +187,19 @@ describe('engine failures are temporary failures, never accepts', () => {
     ['CR/LF in the text', [{ result: { ...good, reply: { code: 550, enhanced: '5.7.1', text: 'a\r\nb' } } }], 'ENGINE_DECISION_MALFORMED'],
     ['an unknown decision', [{ result: { ...good, decision: 'maybe' } }], 'ENGINE_DECISION_MALFORMED'],
     ['principals of the wrong type', [{ result: { ...good, principals: 'anonymous' } }], 'ENGINE_DECISION_MALFORMED'],
-    ['the wrong stage', [{ result: { ...good, stage: 'mail' } }], 'ENGINE_DECISION_MALFORMED'],
+    ['rights that are not a bitmask', [{ result: { ...good, rights: ['ms-Exch-SMTP-Submit'] } }], 'ENGINE_DECISION_MALFORMED'],
+    ['a missing recipient block at RCPT', [{ result: { ...good, recipient: undefined } }], 'ENGINE_DECISION_MALFORMED'],
   ])('rejects %s', (_label, resultSet, code) => {
     expect(() => parseDecision('rcpt', resultSet, ctx)).toThrow(expect.objectContaining({ code }));
   });
 
   it('accepts a well-formed decision', () => {
-    expect(parseDecision('rcpt', [{ result: good }], ctx)).toMatchObject({ id: 'x', decision: 'reject' });
+    expect(parseDecision('rcpt', [{ result: good }], ctx)).toMatchObject({
+      id: 'x',
+      stage: 'rcpt',
+      decision: 'reject',
+      rights: ['ms-Exch-SMTP-Accept-Any-Recipient', 'ms-Exch-SMTP-Submit'],
+    });
   });
 });
 

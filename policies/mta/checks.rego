@@ -10,30 +10,33 @@ package mta
 
 common_failures contains {"order": 0, "reason": "no_connector"} if not conn
 
+# Counters the adapter did not send are zero.
+counter(name) := object.get(object.get(input, "counters", {}), name, 0)
+
 # --- CONNECT ------------------------------------------------------------------------------------
 
-failures.connect contains f if some f in common_failures
+connect_failures contains f if some f in common_failures
 
-failures.connect contains {"order": 1, "reason": "connection_limit"} if {
+connect_failures contains {"order": 1, "reason": "connection_limit"} if {
 	is_number(conn.max_inbound_connection)
-	input.counters.connections_total > conn.max_inbound_connection
+	counter("connections_total") > conn.max_inbound_connection
 }
 
-failures.connect contains {"order": 2, "reason": "connection_limit_source"} if {
+connect_failures contains {"order": 2, "reason": "connection_limit_source"} if {
 	is_number(conn.max_inbound_connection_per_source)
-	input.counters.connections_from_source > conn.max_inbound_connection_per_source
+	counter("connections_from_source") > conn.max_inbound_connection_per_source
 }
 
 # --- EHLO ---------------------------------------------------------------------------------------
 
-failures.ehlo contains f if some f in common_failures
+ehlo_failures contains f if some f in common_failures
 
-failures.ehlo contains {"order": 1, "reason": "ehlo_domain_required"} if {
+ehlo_failures contains {"order": 1, "reason": "ehlo_domain_required"} if {
 	conn.require_ehlo_domain
 	not input.helo.present
 }
 
-failures.ehlo contains {"order": 2, "reason": "ehlo_domain_invalid"} if {
+ehlo_failures contains {"order": 2, "reason": "ehlo_domain_invalid"} if {
 	conn.require_ehlo_domain
 	input.helo.present
 	not input.helo.valid
@@ -41,25 +44,25 @@ failures.ehlo contains {"order": 2, "reason": "ehlo_domain_invalid"} if {
 
 # --- AUTH (the adapter verified the credentials; this decides what they are worth) -------------
 
-failures.auth contains f if some f in common_failures
+auth_failures contains f if some f in common_failures
 
-failures.auth contains {"order": 1, "reason": "auth_not_enabled"} if {
+auth_failures contains {"order": 1, "reason": "auth_not_enabled"} if {
 	conn
 	not conn.auth.basic
 }
 
-failures.auth contains {"order": 2, "reason": "auth_requires_tls"} if {
+auth_failures contains {"order": 2, "reason": "auth_requires_tls"} if {
 	conn.auth.basic
 	conn.auth.basic_require_tls
 	not input.tls.active
 }
 
-failures.auth contains {"order": 3, "reason": "auth_mech_unavailable"} if {
+auth_failures contains {"order": 3, "reason": "auth_mech_unavailable"} if {
 	conn.auth.basic
 	not input.auth.mechanism in conn.sasl
 }
 
-failures.auth contains {"order": 4, "reason": "auth_tempfail"} if input.auth.result == "tempfail"
+auth_failures contains {"order": 4, "reason": "auth_tempfail"} if input.auth.result == "tempfail"
 
 # A login that lacks Submit counts as a failed logon, as in Exchange.
 logon_failed if input.auth.result == "failure"
@@ -69,44 +72,44 @@ logon_failed if {
 	not has_right(right_submit)
 }
 
-failures.auth contains {"order": 5, "reason": "auth_too_many_failures"} if {
+auth_failures contains {"order": 5, "reason": "auth_too_many_failures"} if {
 	logon_failed
 	conn.max_logon_failures > 0
-	input.counters.logon_failures + 1 > conn.max_logon_failures
+	counter("logon_failures") + 1 > conn.max_logon_failures
 }
 
-failures.auth contains {"order": 6, "reason": "auth_failed"} if {
+auth_failures contains {"order": 6, "reason": "auth_failed"} if {
 	input.auth.result != "success"
 	input.auth.result != "tempfail"
 }
 
-failures.auth contains {"order": 7, "reason": "auth_no_submit"} if {
+auth_failures contains {"order": 7, "reason": "auth_no_submit"} if {
 	authenticated
 	not has_right(right_submit)
 }
 
 # --- MAIL FROM ----------------------------------------------------------------------------------
 
-failures.mail contains f if some f in common_failures
+mail_failures contains f if some f in common_failures
 
-failures.mail contains {"order": 1, "reason": "require_tls"} if {
+mail_failures contains {"order": 1, "reason": "require_tls"} if {
 	conn.require_tls
 	not input.tls.active
 }
 
-failures.mail contains {"order": 2, "reason": "rate_limit"} if {
+mail_failures contains {"order": 2, "reason": "rate_limit"} if {
 	is_number(conn.message_rate_limit)
 	not bypass_size
-	input.counters.messages_last_minute >= conn.message_rate_limit
+	counter("messages_last_minute") >= conn.message_rate_limit
 }
 
-failures.mail contains {"order": 3, "reason": "sender_invalid"} if {
+mail_failures contains {"order": 3, "reason": "sender_invalid"} if {
 	not input.mail.address.null
-	not input.mail.address.valid
+	input.mail.address.invalid
 }
 
-failures.mail contains {"order": 4, "reason": "address_not_ascii"} if {
-	not input.mail.address.ascii
+mail_failures contains {"order": 4, "reason": "address_not_ascii"} if {
+	input.mail.address.non_ascii
 	not input.mail.smtputf8
 }
 
@@ -117,18 +120,18 @@ domain_secure_sender if {
 	data.config.server.domain_secure[input.mail.address.domain]
 }
 
-failures.mail contains {"order": 5, "reason": "partner_tls_required"} if {
+mail_failures contains {"order": 5, "reason": "partner_tls_required"} if {
 	domain_secure_sender
 	not input.tls.active
 }
 
-failures.mail contains {"order": 6, "reason": "partner_cert_missing"} if {
+mail_failures contains {"order": 6, "reason": "partner_cert_missing"} if {
 	domain_secure_sender
 	input.tls.active
 	not input.tls.client_cert.present
 }
 
-failures.mail contains {"order": 7, "reason": "partner_cert_invalid"} if {
+mail_failures contains {"order": 7, "reason": "partner_cert_invalid"} if {
 	domain_secure_sender
 	input.tls.client_cert.present
 	not partner_domain
@@ -138,12 +141,12 @@ failures.mail contains {"order": 7, "reason": "partner_cert_invalid"} if {
 # (authenticated users, partners, externally secured servers).
 anonymous_session if "anonymous" in principals
 
-failures.mail contains {"order": 8, "reason": "submit_denied_anonymous"} if {
+mail_failures contains {"order": 8, "reason": "submit_denied_anonymous"} if {
 	not has_right(right_submit)
 	anonymous_session
 }
 
-failures.mail contains {"order": 9, "reason": "submit_denied"} if {
+mail_failures contains {"order": 9, "reason": "submit_denied"} if {
 	not has_right(right_submit)
 	not anonymous_session
 }
@@ -153,7 +156,7 @@ size_exempt if bypass_size
 
 size_exempt if has_right(right_headers_organization)
 
-failures.mail contains {"order": 10, "reason": "message_size"} if {
+mail_failures contains {"order": 10, "reason": "message_size"} if {
 	is_number(conn.max_message_size)
 	not size_exempt
 	input.mail.size > conn.max_message_size
@@ -161,40 +164,40 @@ failures.mail contains {"order": 10, "reason": "message_size"} if {
 
 # --- RCPT TO ------------------------------------------------------------------------------------
 
-failures.rcpt contains f if some f in common_failures
+rcpt_failures contains f if some f in common_failures
 
-failures.rcpt contains {"order": 1, "reason": "recipient_invalid"} if not input.rcpt.valid
+rcpt_failures contains {"order": 1, "reason": "recipient_invalid"} if input.rcpt.invalid
 
-failures.rcpt contains {"order": 2, "reason": "address_not_ascii"} if {
-	not input.rcpt.ascii
+rcpt_failures contains {"order": 2, "reason": "address_not_ascii"} if {
+	input.rcpt.non_ascii
 	not input.mail.smtputf8
 }
 
-failures.rcpt contains {"order": 3, "reason": "too_many_recipients"} if {
+rcpt_failures contains {"order": 3, "reason": "too_many_recipients"} if {
 	is_number(conn.max_recipients_per_message)
 	not bypass_size
-	input.accepted_rcpt_count >= conn.max_recipients_per_message
+	object.get(input, "accepted_rcpt_count", 0) >= conn.max_recipients_per_message
 }
 
-failures.rcpt contains {"order": 4, "reason": "routing_address"} if {
+rcpt_failures contains {"order": 4, "reason": "routing_address"} if {
 	routed(input.rcpt)
 	not has_right(right_any_recipient)
 }
 
-failures.rcpt contains {"order": 5, "reason": "relay_denied"} if {
+rcpt_failures contains {"order": 5, "reason": "relay_denied"} if {
 	not accepted_recipient(input.rcpt)
 	not has_right(right_any_recipient)
 }
 
 # --- end of headers -----------------------------------------------------------------------------
 
-failures.headers contains f if some f in common_failures
+headers_failures contains f if some f in common_failures
 
-failures.headers contains {"order": 1, "reason": "hop_count"} if {
+headers_failures contains {"order": 1, "reason": "hop_count"} if {
 	input.message.received_count > conn.max_hop_count
 }
 
-failures.headers contains {"order": 2, "reason": "header_size"} if {
+headers_failures contains {"order": 2, "reason": "header_size"} if {
 	is_number(conn.max_header_size)
 	not bypass_size
 	input.message.header_size > conn.max_header_size
@@ -210,12 +213,12 @@ sender_denied contains address.key if {
 	not sender_allowed(address)
 }
 
-failures.headers contains {"order": 3, "reason": "send_as_denied_anonymous"} if {
+headers_failures contains {"order": 3, "reason": "send_as_denied_anonymous"} if {
 	count(sender_denied) > 0
 	anonymous_session
 }
 
-failures.headers contains {"order": 4, "reason": "send_as_denied"} if {
+headers_failures contains {"order": 4, "reason": "send_as_denied"} if {
 	count(sender_denied) > 0
 	not anonymous_session
 }
@@ -223,34 +226,34 @@ failures.headers contains {"order": 4, "reason": "send_as_denied"} if {
 # Exchange VerifySenderOkForClient: Any-Sender covers outside senders only; inside senders need
 # Authoritative-Domain-Sender, a matching partner domain, or the user's own / send-as address.
 sender_allowed(address) if {
-	address.valid
+	not address.invalid
 	has_right(right_any_sender)
 	not internal_sender(address)
 }
 
 sender_allowed(address) if {
-	address.valid
+	not address.invalid
 	has_right(right_authoritative_sender)
 	internal_sender(address)
 }
 
 sender_allowed(address) if {
-	address.valid
+	not address.invalid
 	address.domain == partner_domain
 }
 
 sender_allowed(address) if {
-	address.valid
+	not address.invalid
 	identity.addresses[address.key]
 }
 
 sender_allowed(address) if {
-	address.valid
+	not address.invalid
 	identity.send_as[address.key]
 }
 
 sender_allowed(address) if {
-	address.valid
+	not address.invalid
 	authenticated
 	not identity
 	address.key == login
@@ -258,9 +261,9 @@ sender_allowed(address) if {
 
 # --- end of message -----------------------------------------------------------------------------
 
-failures.eom contains f if some f in common_failures
+eom_failures contains f if some f in common_failures
 
-failures.eom contains {"order": 1, "reason": "message_size"} if {
+eom_failures contains {"order": 1, "reason": "message_size"} if {
 	is_number(conn.max_message_size)
 	not size_exempt
 	input.message.size > conn.max_message_size

@@ -12,19 +12,21 @@
 #   They are consulted after every built-in check and can only tighten.
 package mta
 
-connect := stage_decision("connect")
+# Each entrypoint names its own failure set: a dynamic `failures[stage]` would make the
+# compiled plan evaluate every stage's checks on every decision.
+connect := stage_decision("connect", connect_failures)
 
-ehlo := object.union(stage_decision("ehlo"), {"advertise": advertise})
+ehlo := object.union(stage_decision("ehlo", ehlo_failures), {"advertise": advertise})
 
-auth := stage_decision("auth")
+auth := stage_decision("auth", auth_failures)
 
-mail := stage_decision("mail")
+mail := stage_decision("mail", mail_failures)
 
-rcpt := object.union(stage_decision("rcpt"), {"recipient": recipient_facts})
+rcpt := object.union(stage_decision("rcpt", rcpt_failures), {"recipient": recipient_facts})
 
-headers := object.union(stage_decision("headers"), message_outcome)
+headers := object.union(stage_decision("headers", headers_failures), message_outcome)
 
-eom := object.union(stage_decision("eom"), message_outcome)
+eom := object.union(stage_decision("eom", eom_failures), message_outcome)
 
 ok_reason := {
 	"connect": "ok_connect",
@@ -46,28 +48,29 @@ extension_failures(stage) := {f |
 	f := object.union(d, {"order": 1000 + i})
 }
 
-all_failures(stage) := failures[stage] | extension_failures(stage)
+all_failures(stage, builtin) := builtin | extension_failures(stage)
 
-first_failure(stage) := f if {
-	fs := all_failures(stage)
-	lowest := min({x.order | some x in fs})
-	some f in fs
+first_failure(failures) := f if {
+	lowest := min({x.order | some x in failures})
+	some f in failures
 	f.order == lowest
 }
 
 # Two separate definitions, not `else`: when a failure's verdict cannot be formed (an
 # extension reply with a 2xx code, a reason missing from the catalogue) the decision must be
 # undefined, which the engine turns into a tempfail, never fall through to success.
-stage_decision(stage) := object.union(session_facts(stage), verdict(first_failure(stage))) if {
-	first_failure(stage)
+stage_decision(stage, builtin) := object.union(session_facts(failures), verdict(first_failure(failures))) if {
+	failures := all_failures(stage, builtin)
+	first_failure(failures)
 }
 
-stage_decision(stage) := object.union(session_facts(stage), {
+stage_decision(stage, builtin) := object.union(session_facts(failures), {
 	"decision": success_kind(stage),
 	"reason": ok_reason[stage],
 	"reply": plain_reply(catalogue_reply(ok_reason[stage])),
 }) if {
-	not first_failure(stage)
+	failures := all_failures(stage, builtin)
+	not first_failure(failures)
 }
 
 plain_reply(r) := {"code": r.code, "enhanced": r.enhanced, "text": r.text}
@@ -113,14 +116,15 @@ failure_kind(failure, reply) := "tempfail" if {
 	reply.code < 500
 }
 
-session_facts(stage) := object.union(
+# Rights travel as a bitmask (data.config.right_bits); the engine expands it to names.
+# What crosses the WASM boundary as JSON dominates evaluation cost.
+session_facts(failures) := object.union(
 	{
-		"stage": stage,
 		"connector": connector_or_null,
 		"principals": sort(principals),
-		"rights": sort(rights),
+		"rights": sum([data.config.right_bits[r] | some r in rights]),
 	},
-	explanation(stage),
+	explanation(failures),
 )
 
 connector_or_null := connector_name if conn
@@ -128,8 +132,8 @@ connector_or_null := connector_name if conn
 connector_or_null := null if not conn
 
 # Explain mode (input.explain): every failing check in order, and how the connector was chosen.
-explanation(stage) := {
-	"checks": sort([[f.order, f.reason] | some f in all_failures(stage)]),
+explanation(failures) := {
+	"checks": sort([[f.order, f.reason] | some f in failures]),
 	"selected_by": selected_by,
 } if {
 	input.explain == true

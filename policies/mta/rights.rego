@@ -36,10 +36,10 @@ login := input.auth.login if authenticated
 # The configured identity behind the login, if any.
 identity := data.config.users[data.config.logins[login]]
 
-# Domain Secure (mutual TLS): at MAIL FROM an anonymous session whose sender domain is on the
+# Domain Secure (mutual TLS): from MAIL FROM on (input.mail is present), an anonymous session whose sender domain is on the
 # domain-secure list and whose verified client certificate names that domain becomes Partner.
 partner_domain := domain if {
-	input.stage in {"mail", "rcpt", "headers", "eom"}
+	input.mail
 	conn.domain_secure
 	not authenticated
 	domain := input.mail.address.domain

@@ -5,21 +5,13 @@ package mta_test
 
 cfg := data.test.fixtures.config
 
-no_cert := {"present": false, "verified": false, "names": {}}
-
-zero := {"logon_failures": 0, "connections_from_source": 1, "connections_total": 1, "messages_last_minute": 0}
-
-# A session from `client` (a fixtures client IP) to local `ip`:`port`, cleartext, anonymous.
-session(client, ip, port) := {
-	"connection": {"local": {"ip": ip, "port": port}, "remote": data.test.fixtures.clients[client]},
-	"tls": {"active": false, "client_cert": no_cert},
-	"counters": zero,
-	"accepted_rcpt_count": 0,
-}
+# A session from `client` (a fixtures client IP) to local `ip`:`port`, cleartext, anonymous,
+# shaped as engine/input.ts shapes it (absent = false / zero).
+session(client, ip, port) := {"connection": {"local": {"ip": ip, "port": port}, "remote": data.test.fixtures.clients[client]}}
 
 with_connector(s, name) := object.union(s, {"connector": name})
 
-with_tls(s) := object.union(s, {"tls": {"active": true, "version": "TLSv1.3", "client_cert": no_cert}})
+with_tls(s) := object.union(s, {"tls": {"active": true, "version": "TLSv1.3"}})
 
 with_cert(s, verified, names) := object.union(s, {"tls": {
 	"active": true,
@@ -29,13 +21,13 @@ with_cert(s, verified, names) := object.union(s, {"tls": {
 
 with_auth(s, user, result) := object.union(s, {"auth": {"mechanism": "PLAIN", "login": user, "result": result}})
 
-with_mail(s, raw) := object.union(s, {"mail": {"address": data.test.fixtures.addresses[raw], "size": null, "smtputf8": false}})
+with_mail(s, raw) := object.union(s, {"mail": {"address": data.test.fixtures.addresses[raw]}})
 
-with_size(s, raw, size) := object.union(s, {"mail": {"address": data.test.fixtures.addresses[raw], "size": size, "smtputf8": false}})
+with_size(s, raw, size) := object.union(s, {"mail": {"address": data.test.fixtures.addresses[raw], "size": size}})
 
 with_rcpt(s, raw) := object.union(s, {"rcpt": data.test.fixtures.addresses[raw]})
 
-with_counters(s, counters) := object.union(s, {"counters": object.union(zero, counters)})
+with_counters(s, counters) := object.union(s, {"counters": counters})
 
 with_message(s, from, names, received) := object.union(s, {"message": {
 	"from": [data.test.fixtures.addresses[f] | some f in from],
@@ -44,6 +36,9 @@ with_message(s, from, names, received) := object.union(s, {"message": {
 	"header_size": 100,
 	"size": 1000,
 }})
+
+# The decision's rights mask as a set of names.
+rights_of(d) := {r | some r, bit in cfg.right_bits; bits.and(d.rights, bit) != 0}
 
 # Common sessions.
 internet := session("198.51.100.7", "192.0.2.99", 25)
@@ -63,29 +58,29 @@ backend := session("198.51.100.7", "192.0.2.10", 25)
 partner := session("203.0.113.5", "192.0.2.99", 25)
 
 connect(i) := d if {
-	d := data.mta.connect with input as object.union(i, {"stage": "connect"}) with data.config as cfg
+	d := data.mta.connect with input as i with data.config as cfg
 }
 
 ehlo(i) := d if {
-	d := data.mta.ehlo with input as object.union(i, {"stage": "ehlo"}) with data.config as cfg
+	d := data.mta.ehlo with input as i with data.config as cfg
 }
 
 auth(i) := d if {
-	d := data.mta.auth with input as object.union(i, {"stage": "auth"}) with data.config as cfg
+	d := data.mta.auth with input as i with data.config as cfg
 }
 
 mail(i) := d if {
-	d := data.mta.mail with input as object.union(i, {"stage": "mail"}) with data.config as cfg
+	d := data.mta.mail with input as i with data.config as cfg
 }
 
 rcpt(i) := d if {
-	d := data.mta.rcpt with input as object.union(i, {"stage": "rcpt"}) with data.config as cfg
+	d := data.mta.rcpt with input as i with data.config as cfg
 }
 
 headers(i) := d if {
-	d := data.mta.headers with input as object.union(i, {"stage": "headers"}) with data.config as cfg
+	d := data.mta.headers with input as i with data.config as cfg
 }
 
 eom(i) := d if {
-	d := data.mta.eom with input as object.union(i, {"stage": "eom"}) with data.config as cfg
+	d := data.mta.eom with input as i with data.config as cfg
 }

@@ -189,8 +189,8 @@ export function parseScenarios(text: string, file: string): Scenario[] {
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   const r = new Reader(file, doc, lines);
   for (const e of doc.errors) {
-    const pos = e.linePos?.[0];
-    r.issues.push({ file, path: '', message: e.message.split('\n')[0] ?? 'YAML error', ...(pos === undefined ? {} : { line: pos.line, column: pos.col }) });
+    const pos = lines.linePos(e.pos[0]);
+    r.issues.push({ file, path: '', message: e.message.split('\n')[0] ?? 'YAML error', line: pos.line, column: pos.col });
   }
   if (r.issues.length > 0) throw new ConfigError(r.issues);
   const root = doc.contents;

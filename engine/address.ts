@@ -130,7 +130,7 @@ export function parsePath(input: string): NormalisedAddress {
     local = path.slice(0, at);
     rest = path.slice(at + 1);
   }
-  if (local.length > MAX_LOCAL + 2 || rest.length === 0) return invalid(raw, ascii);
+  if (local.length > MAX_LOCAL || rest.length === 0) return invalid(raw, ascii);
   const unquoted = quoted === '' ? local : quoted;
   const multipleAt = quoted === '' && local.includes('@');
   if (quoted === '' && /["\\()[\]]/.test(local)) return invalid(raw, ascii);

@@ -100,8 +100,10 @@ export const REPLY_CATALOGUE = {
   }),
 
   // --- mail ---------------------------------------------------------------------------------
+  // Exchange sends "451 5.7.3": a 4xx reply with a permanent-class enhanced code, which RFC 3463
+  // forbids and libmilter refuses. Same wording and behaviour, class-consistent code.
   require_tls: {
-    exchange: { code: 451, enhanced: '5.7.3', text: 'STARTTLS is required to send mail', disconnect: true },
+    exchange: { code: 451, enhanced: '4.7.3', text: 'STARTTLS is required to send mail', disconnect: true },
     rfc: { code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' },
   },
   rate_limit: {

@@ -1,0 +1,207 @@
+/**
+ * npm run bench:engine — decisions per second and p50/p99 latency per stage through the real
+ * engine (facts → input → policy.wasm → validated decision), for data sets from 1 to 10,000
+ * accepted domains and 1 to 1,000 connectors, with OPA's Go evaluator (`opa bench`) on the
+ * same policy, data and input beside it in the same run.
+ *
+ * Bounded: a fixed number of iterations per measurement; opa bench runs for its default 1 s.
+ * Options: --quick (fewer iterations, no opa), --json FILE (write the figures).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { findOpa, opaVersion, shippedPolicyDir } from '../../engine/bundle.js';
+import { parseConfig } from '../../engine/config/load.js';
+import { compileData } from '../../engine/data.js';
+import { Engine } from '../../engine/engine.js';
+import { buildInput } from '../../engine/input.js';
+import { STAGES, type Facts, type Stage } from '../../engine/types.js';
+
+const run = promisify(execFile);
+const quick = process.argv.includes('--quick');
+const jsonFlag = process.argv.indexOf('--json');
+const jsonOut = jsonFlag === -1 ? undefined : process.argv[jsonFlag + 1];
+const ITERATIONS = quick ? 2_000 : 30_000;
+const WARMUP = quick ? 500 : 5_000;
+
+interface DataSet {
+  readonly domains: number;
+  readonly connectors: number;
+}
+
+const DATA_SETS: readonly DataSet[] = [
+  { domains: 1, connectors: 1 },
+  { domains: 100, connectors: 100 },
+  { domains: 10_000, connectors: 1_000 },
+  { domains: 10_000, connectors: 1 },
+  { domains: 1, connectors: 1_000 },
+];
+
+/** A configuration with `domains` accepted domains and `connectors` relay connectors (+ Internet and Client). */
+function configYaml(set: DataSet): string {
+  const lines = [
+    'server: { fqdn: mx.bench.test, dialect: exchange }',
+    'accepted_domains:',
+  ];
+  for (let i = 0; i < set.domains; i++) {
+    lines.push(`  - { domain: corp${i}.test, type: authoritative }`);
+    if (i % 10 === 0) lines.push(`  - { domain: "*.corp${i}.test", type: internal_relay }`);
+  }
+  lines.push(
+    'identities:',
+    '  users:',
+    '    - { name: alice, addresses: [alice@corp0.test], groups: [Staff], send_as: [team@corp0.test] }',
+    'connectors:',
+    '  - { name: Internet, usage: internet, bindings: ["0.0.0.0:25"] }',
+    '  - { name: Client, usage: client, bindings: ["0.0.0.0:587"] }',
+  );
+  for (let i = 0; i < set.connectors; i++) {
+    lines.push(
+      `  - name: Relay ${i}`,
+      '    usage: custom',
+      '    bindings: ["0.0.0.0:25"]',
+      `    remote_ip_ranges: ["10.${i >> 8}.${i & 255}.0/24", "2001:db8:${i.toString(16)}::/48"]`,
+      '    permission_groups: [AnonymousUsers]',
+      '    extended_rights: [{ principal: anonymous, allow: [ms-Exch-SMTP-Accept-Any-Recipient] }]',
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Representative facts per stage; lookups aim at the middle of the data. */
+function stageFacts(set: DataSet): Record<Stage, Facts> {
+  const c = Math.floor(set.connectors / 2);
+  const d = Math.floor(set.domains / 2);
+  const wildcardDomain = Math.floor(d / 10) * 10;
+  const relay: Facts = { local: '192.0.2.1:25', remote: `10.${c >> 8}.${c & 255}.7`, connector: `Relay ${c}` };
+  const internet: Facts = { local: '192.0.2.1:25', remote: '198.51.100.7', connector: 'Internet' };
+  const client: Facts = {
+    local: '192.0.2.1:587',
+    remote: '198.51.100.9',
+    connector: 'Client',
+    tls: { version: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384' },
+    auth: { mechanism: 'PLAIN', user: 'alice' },
+  };
+  const headers = {
+    From: '"Someone" <someone@example.test>',
+    To: `user@corp${d}.test`,
+    Subject: 'quarterly report',
+    Date: 'Mon, 23 Nov 2026 05:00:00 +0000',
+    'Message-ID': '<abc@example.test>',
+    Received: ['from a by b', 'from c by d', 'from e by f'],
+    'X-MS-Exchange-Organization-SCL': '-1',
+  };
+  return {
+    connect: { local: relay.local, remote: relay.remote },
+    ehlo: { ...relay, helo: 'scanner.example.test' },
+    auth: client,
+    mail: { ...client, mail_from: '<alice@corp0.test>', mail_params: { SIZE: 123456 } },
+    rcpt: { ...internet, mail_from: '<someone@example.test>', rcpt_to: `<user@sub.corp${wildcardDomain}.test>`, accepted_rcpt_count: 3 },
+    headers: { ...internet, mail_from: '<someone@example.test>', accepted_rcpt_count: 1, headers },
+    eom: { ...internet, mail_from: '<someone@example.test>', accepted_rcpt_count: 1, headers, message_size: 54321 },
+  };
+}
+
+interface Measurement {
+  perSecond: number;
+  p50: number;
+  p99: number;
+}
+
+function measure(fn: () => void): Measurement {
+  for (let i = 0; i < WARMUP; i++) fn();
+  const samples = new Float64Array(ITERATIONS);
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < ITERATIONS; i++) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    samples[i] = Number(process.hrtime.bigint() - t0) / 1000;
+  }
+  const totalUs = Number(process.hrtime.bigint() - start) / 1000;
+  samples.sort();
+  return {
+    perSecond: Math.round((ITERATIONS / totalUs) * 1e6),
+    p50: samples[Math.floor(ITERATIONS * 0.5)] ?? 0,
+    p99: samples[Math.floor(ITERATIONS * 0.99)] ?? 0,
+  };
+}
+
+interface GoFigures {
+  meanUs: number;
+  p50: number;
+  p99: number;
+}
+
+async function opaBench(opa: string, dir: string, stage: Stage): Promise<GoFigures | null> {
+  try {
+    const { stdout } = await run(
+      opa,
+      ['bench', '--format', 'json', '-d', join(shippedPolicyDir(), 'mta'), '-d', join(dir, 'data.json'), '-i', join(dir, `${stage}.json`), `data.mta.${stage}`],
+      { maxBuffer: 64 * 1024 * 1024, timeout: 120_000 },
+    );
+    const r = JSON.parse(stdout) as { N: number; T: number; Extra: Record<string, number> };
+    return {
+      meanUs: r.T / r.N / 1000,
+      p50: (r.Extra['histogram_timer_rego_query_eval_ns_median'] ?? 0) / 1000,
+      p99: (r.Extra['histogram_timer_rego_query_eval_ns_99%'] ?? 0) / 1000,
+    };
+  } catch (e) {
+    console.error(`opa bench failed for ${stage}: ${(e as Error).message.split('\n')[0]}`);
+    return null;
+  }
+}
+
+const fmt = (n: number, digits = 1): string => n.toFixed(digits);
+
+async function main(): Promise<void> {
+  const opa = quick ? null : findOpa();
+  console.log(`# mta-policy engine benchmark`);
+  console.log(`node ${process.version}, ${ITERATIONS} decisions per measurement after ${WARMUP} warm-up; one core (Node's main thread)`);
+  console.log(opa === null ? 'opa: not run' : `opa ${await opaVersion(opa)} (Go evaluator, opa bench, same policy/data/input)`);
+  console.log('');
+  console.log('| domains | connectors | stage | decisions/s | p50 µs | p99 µs | opa Go p50 µs | opa Go mean µs | Go p50 / WASM p50 |');
+  console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|');
+  const results: Record<string, unknown>[] = [];
+  for (const set of DATA_SETS) {
+    const t0 = Date.now();
+    const config = parseConfig(configYaml(set), `bench-${set.domains}-${set.connectors}.yaml`);
+    const loadMs = Date.now() - t0;
+    const engine = await Engine.create({ config });
+    const facts = stageFacts(set);
+    const work = await mkdtemp(join(tmpdir(), 'mta-bench-'));
+    try {
+      await writeFile(join(work, 'data.json'), JSON.stringify(compileData(config)));
+      for (const stage of STAGES) {
+        const f = facts[stage];
+        const probe = engine.decide(stage, f);
+        if (probe.error !== undefined) throw new Error(`${stage}: ${probe.error.message}`);
+        const m = measure(() => engine.decide(stage, f));
+        await writeFile(join(work, `${stage}.json`), JSON.stringify(buildInput(stage, f)));
+        const go = opa === null ? null : await opaBench(opa, work, stage);
+        const ratio = go === null ? null : go.p50 / m.p50;
+        results.push({ ...set, stage, reason: probe.reason, ...m, go, ratio, configLoadMs: loadMs });
+        console.log(
+          `| ${set.domains} | ${set.connectors} | ${stage} (${probe.reason}) | ${m.perSecond} | ${fmt(m.p50)} | ${fmt(m.p99)} | ${go === null ? '–' : fmt(go.p50)} | ${go === null ? '–' : fmt(go.meanUs)} | ${ratio === null ? '–' : `${fmt(ratio)}×`} |`,
+        );
+      }
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+  console.log('');
+  // Flatness: per stage, largest over smallest p50 across data sets.
+  const flat = STAGES.map((stage) => {
+    const p = results.filter((r) => r['stage'] === stage).map((r) => r['p50'] as number);
+    return `${stage} ${fmt(Math.max(...p) / Math.min(...p), 2)}×`;
+  });
+  console.log(`flatness (max/min p50 across data sets): ${flat.join(', ')}`);
+  const worst = Math.max(...results.map((r) => r['p50'] as number));
+  console.log(`worst p50 of any stage on any data set: ${fmt(worst, 2)} µs`);
+  const ratios = results.map((r) => r['ratio']).filter((x): x is number => typeof x === 'number');
+  if (ratios.length > 0) console.log(`Go evaluator p50 / WASM engine p50: min ${fmt(Math.min(...ratios))}×, median ${fmt(ratios.sort((a, b) => a - b)[Math.floor(ratios.length / 2)] ?? 0)}×`);
+  if (jsonOut !== undefined && jsonOut !== '' && !jsonOut.startsWith('-')) await writeFile(jsonOut, `${JSON.stringify(results, null, 2)}\n`);
+}
+
+await main();

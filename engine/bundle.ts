@@ -190,9 +190,11 @@ export async function buildBundle(options: BuildOptions): Promise<Manifest> {
     const bundleFile = join(work, 'bundle.tar.gz');
     const args = ['build', '-t', 'wasm', '-O=0', '--capabilities', capabilitiesFile(), '--ignore', '*_test.rego'];
     for (const e of ENTRYPOINTS) args.push('-e', e);
-    args.push('-o', bundleFile, join(shippedPolicyDir(), 'mta'), ...extraDirs);
+    // policy.wasm embeds source locations: build from the package root with a relative path so
+    // the shipped bundle is byte-identical in every checkout.
+    args.push('-o', bundleFile, join('policies', 'mta'), ...extraDirs);
     try {
-      await run(opa, args, { maxBuffer: 16 * 1024 * 1024 });
+      await run(opa, args, { maxBuffer: 16 * 1024 * 1024, cwd: projectRoot() });
     } catch (e) {
       // opa prints "N errors occurred:" then one "file:line: rego_…_error: …" per line.
       const { stdout = '', stderr = '' } = e as { stdout?: string; stderr?: string };

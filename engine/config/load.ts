@@ -11,9 +11,9 @@
  *
  * All issues are collected and thrown together as one `ConfigError`.
  */
+import { normaliseDomain as normaliseEnvelopeDomain } from '../address.js';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { domainToASCII } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
 import type { ErrorObject, SchemaObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { LineCounter, isAlias, isMap, isNode, isScalar, isSeq, parseDocument } from 'yaml';
@@ -740,7 +740,6 @@ interface RawConnector {
 // Names: domains, host names, addresses
 // ---------------------------------------------------------------------------------------------
 
-const LABEL_RE = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 const BAD_DOMAIN_CHARS = /[\s%/\\?#@:[\]<>,;"'()!$&=+|^`{}~*]/u;
 const DOMAIN_FIX = 'use dot-separated labels of letters, digits and hyphens, e.g. northwind.test';
 
@@ -762,12 +761,11 @@ export function normaliseDomain(text: string, allowWildcard: boolean): { domain:
   }
   if (t === '') return { error: `${code(text)} is not a domain name`, fix: DOMAIN_FIX };
   if (BAD_DOMAIN_CHARS.test(t)) return { error: `${code(text)} is not a valid domain name`, fix: DOMAIN_FIX };
-  const ascii = domainToASCII(t);
-  if (ascii === '') return { error: `${code(text)} is not a valid domain name`, fix: DOMAIN_FIX };
+  // The same conversion the engine applies to envelope domains at run time, so a configured
+  // domain and a recipient's domain can never be normalised differently.
+  const ascii = normaliseEnvelopeDomain(t);
+  if (ascii === null) return { error: `${code(text)} is not a valid domain name`, fix: DOMAIN_FIX };
   const labels = ascii.split('.');
-  if (ascii.length > 253 || !labels.every((l) => LABEL_RE.test(l))) {
-    return { error: `${code(text)} is not a valid domain name`, fix: DOMAIN_FIX };
-  }
   if (/^[0-9]+$/.test(labels[labels.length - 1] ?? '')) {
     return { error: `${code(text)} is an IP address or ends in a numeric label, not a domain name`, fix: DOMAIN_FIX };
   }

@@ -10,3 +10,10 @@ ensure_npm_deps
 export MTA_POLICY_REQUIRE_OPA=1
 cd "$ROOT"
 npm test
+# One closing line for every suite: opa test's count is in its own output above; vitest's
+# JSON report gives the rest.
+node -e '
+  const r = require(process.argv[1]);
+  console.log(`vitest: ${r.numPassedTests} passed, ${r.numFailedTests} failed`);
+  if (r.numTotalTests === 0) process.exit(1);
+' "$ROOT/dist/vitest-report.json"

@@ -1,0 +1,192 @@
+/** The connector selection conflict check: overlapping remote ranges on the same binding. */
+import type { Binding, IpRange } from './types.js';
+import type { BuiltConnector } from './connectors.js';
+import type { Context } from './context.js';
+import { code } from './messages.js';
+
+// ---------------------------------------------------------------------------------------------
+// Connector selection conflicts (Exchange refuses these at configuration time)
+// ---------------------------------------------------------------------------------------------
+
+interface SweepItem {
+  readonly conn: BuiltConnector;
+  readonly rangeIndex: number;
+  readonly range: IpRange;
+  readonly binding: Binding;
+  /** 0 = specific-IP group, 1 = wildcard group (cross sweeps only). */
+  readonly side: 0 | 1;
+}
+
+const MAX_CONFLICT_REPORTS = 100;
+
+function compareItems(a: SweepItem, b: SweepItem): number {
+  if (a.range.first !== b.range.first) return a.range.first < b.range.first ? -1 : 1;
+  if (a.range.last !== b.range.last) return a.range.last > b.range.last ? -1 : 1;
+  return a.conn.index - b.conn.index;
+}
+
+/** First index in `active` (sorted by range.last ascending) whose last ≥ `v`. */
+function lowerBound(active: readonly SweepItem[], v: bigint): number {
+  let lo = 0;
+  let hi = active.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const m = active[mid];
+    if (m !== undefined && m.range.last < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+type ConflictKind = 'equal' | 'partial';
+
+class ConflictReporter {
+  private readonly seen = new Set<string>();
+  private count = 0;
+  private truncated = false;
+
+  constructor(private readonly ctx: Context) {}
+
+  private get full(): boolean {
+    return this.count >= MAX_CONFLICT_REPORTS;
+  }
+
+  /** Records a conflict; returns false once the report is full (callers stop enumerating). */
+  report(a: SweepItem, b: SweepItem, kind: ConflictKind): boolean {
+    if (a.conn.index === b.conn.index) return true;
+    const [x, y] = a.conn.index < b.conn.index ? [a, b] : [b, a];
+    const key = `${x.conn.index}:${x.rangeIndex}|${y.conn.index}:${y.rangeIndex}`;
+    if (this.seen.has(key)) return !this.full;
+    if (this.full) {
+      this.truncated = true;
+      return false;
+    }
+    this.seen.add(key);
+    this.count++;
+    const ctx = this.ctx;
+    const cx = x.conn.config;
+    const cy = y.conn.config;
+    const how = kind === 'equal' ? 'are equal' : 'partially overlap';
+    const on =
+      x.binding.text === y.binding.text
+        ? `both listen on ${x.binding.text}`
+        : `listen on ${x.binding.text} and ${y.binding.text}`;
+    const message =
+      `connectors ${code(cx.name)} (${ctx.where(cx.source)}) and ${code(cy.name)} (${ctx.where(cy.source)}) ${on}, ` +
+      `and their remote ranges ${x.range.text} (${ctx.where(x.range.source)}) and ${y.range.text} (${ctx.where(y.range.source)}) ${how}: ` +
+      'a client in the overlap would match both';
+    const path = y.range.source.path;
+    const line = y.range.source.line;
+    ctx.issues.push({
+      file: ctx.file,
+      ...(line === undefined ? {} : { line }),
+      path,
+      message,
+      fix: 'make one range contain the other, split the range, or bind one connector to a specific local IP',
+    });
+    return !this.full;
+  }
+
+  finish(): void {
+    if (this.truncated) {
+      this.ctx.issues.push({
+        file: this.ctx.file,
+        path: 'connectors',
+        message: `there are more connector range conflicts than the ${MAX_CONFLICT_REPORTS} listed`,
+        fix: 'fix the conflicts above and check again',
+      });
+    }
+  }
+}
+
+/** Equal and partial overlaps among items on the same binding. `items` sorted by compareItems. */
+function sweepSame(items: readonly SweepItem[], rep: ConflictReporter): void {
+  let active: SweepItem[] = [];
+  const equal = new Map<string, SweepItem>();
+  for (const q of items) {
+    const lo = lowerBound(active, q.range.first);
+    if (lo > 0) active = active.slice(lo);
+    const hi = lowerBound(active, q.range.last);
+    // Every s in active[0, hi): s.first < q.first ≤ s.last < q.last — a partial overlap.
+    for (let k = 0; k < hi; k++) {
+      const s = active[k];
+      if (s !== undefined && !rep.report(s, q, 'partial')) break;
+    }
+    const key = `${q.range.first}-${q.range.last}`;
+    const e = equal.get(key);
+    if (e === undefined) equal.set(key, q);
+    else rep.report(e, q, 'equal');
+    active.splice(hi, 0, q);
+  }
+}
+
+/** Partial overlaps between a specific-IP binding's items (side 0) and the wildcard's (side 1). */
+function sweepCross(items: readonly SweepItem[], rep: ConflictReporter): void {
+  const active: [SweepItem[], SweepItem[]] = [[], []];
+  for (const q of items) {
+    const other = active[q.side === 0 ? 1 : 0];
+    const lo = lowerBound(other, q.range.first);
+    if (lo > 0) other.splice(0, lo);
+    const hi = lowerBound(other, q.range.last);
+    for (let k = 0; k < hi; k++) {
+      const s = other[k];
+      if (s !== undefined && !rep.report(s, q, 'partial')) break;
+    }
+    const own = active[q.side];
+    own.splice(lowerBound(own, q.range.last), 0, q);
+  }
+}
+
+function mergeSorted(a: readonly SweepItem[], b: readonly SweepItem[]): SweepItem[] {
+  const out: SweepItem[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const x = a[i];
+    const y = b[j];
+    if (y === undefined || (x !== undefined && compareItems(x, y) <= 0)) {
+      if (x !== undefined) out.push(x);
+      i++;
+    } else {
+      out.push(y);
+      j++;
+    }
+  }
+  return out;
+}
+
+export function checkConflicts(ctx: Context, connectors: readonly BuiltConnector[]): void {
+  // (port, family) → local ip or '*' → items.
+  const groups = new Map<string, Map<string, SweepItem[]>>();
+  for (const conn of connectors) {
+    if (!conn.config.enabled) continue;
+    for (const binding of conn.config.bindings) {
+      const pf = `${binding.port}/${binding.family}`;
+      let byIp = groups.get(pf);
+      if (byIp === undefined) {
+        byIp = new Map();
+        groups.set(pf, byIp);
+      }
+      const ipKey = binding.ip ?? '*';
+      let list = byIp.get(ipKey);
+      if (list === undefined) {
+        list = [];
+        byIp.set(ipKey, list);
+      }
+      conn.config.remoteIpRanges.forEach((range, rangeIndex) => {
+        if (range.family === binding.family) list.push({ conn, rangeIndex, range, binding, side: binding.ip === null ? 1 : 0 });
+      });
+    }
+  }
+  const rep = new ConflictReporter(ctx);
+  for (const byIp of groups.values()) {
+    for (const list of byIp.values()) list.sort(compareItems);
+    for (const list of byIp.values()) sweepSame(list, rep);
+    const wildcard = byIp.get('*');
+    if (wildcard === undefined || wildcard.length === 0) continue;
+    for (const [ip, list] of byIp) {
+      if (ip !== '*') sweepCross(mergeSorted(list, wildcard), rep);
+    }
+  }
+  rep.finish();
+}

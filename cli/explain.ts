@@ -18,6 +18,8 @@ const WHY: Record<string, string> = {
   auth_mech_unavailable: 'the SASL mechanism is not one the connector offers (basic_auth_mechanisms)',
   auth_requires_tls: 'the connector has BasicAuthRequireTLS and the session is not encrypted',
   auth_failed: 'the credentials were not accepted',
+  auth_unknown_identity:
+    'the credentials are valid but no identity lists this login, and identities.unlisted_logins is reject',
   auth_no_submit: 'the credentials are valid but the identity lacks ms-Exch-SMTP-Submit on this connector',
   auth_tempfail: 'the credential check failed temporarily',
   auth_too_many_failures: 'more logon failures than max_logon_failures on this connection',

@@ -258,7 +258,7 @@ export function runScenario(engine: Engine, s: ScenarioSession): ScenarioRun {
   const connect = (decisions.connect = engine.decide('connect', facts));
   const result = (): ScenarioRun => ({ decisions, rcpt, connector: connect.connector });
   if (ends(connect)) return result();
-  facts = { ...facts, connector: connect.connector, ...(s.helo === undefined ? {} : { helo: s.helo }) };
+  if (s.helo !== undefined) facts = { ...facts, helo: s.helo };
   const ehlo = (decisions.ehlo = engine.decide('ehlo', facts));
   if (ends(ehlo)) return result();
   if (s.auth !== undefined && s.auth !== null) {

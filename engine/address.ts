@@ -83,6 +83,8 @@ export function parsePath(input: string): NormalisedAddress {
   // eslint-disable-next-line no-control-regex
   const ascii = /^[\x00-\x7f]*$/.test(raw);
   if (raw.length > MAX_PATH + 2) return invalid(raw, ascii);
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(raw)) return invalid(raw, ascii);
   let path = raw;
   if (path.startsWith('<') || path.endsWith('>')) {
     if (!(path.startsWith('<') && path.endsWith('>'))) return invalid(raw, ascii);

@@ -185,6 +185,7 @@ export async function buildBundle(options: BuildOptions): Promise<Manifest> {
   }
   const extraDirs = (options.extraDirs ?? []).map((d) => resolve(d));
   for (const d of extraDirs) if (!existsSync(d)) throw new BuildError('BUILD_POLICY_DIR', `policy directory ${d} does not exist`);
+  for (const d of extraDirs) await checkExtensionPackages(d);
   const work = await mkdtemp(join(tmpdir(), 'mta-policy-build-'));
   try {
     const bundleFile = join(work, 'bundle.tar.gz');
@@ -217,6 +218,25 @@ export async function buildBundle(options: BuildOptions): Promise<Manifest> {
     return manifest;
   } finally {
     await rm(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Extension Rego may only add denies: every module must be `package mta.ext` (or below it).
+ * A module in `package mta` could redefine the policy's own rules and grant what it refuses.
+ */
+async function checkExtensionPackages(dir: string): Promise<void> {
+  for (const file of await regoFiles(dir)) {
+    const text = await readFile(file, 'utf8');
+    const m = /^[ \t]*package[ \t]+(\S+)/m.exec(text);
+    const pkg = m?.[1] ?? '(none)';
+    if (pkg !== 'mta.ext' && !pkg.startsWith('mta.ext.')) {
+      const line = m === null ? 1 : text.slice(0, m.index).split('\n').length;
+      throw new BuildError(
+        'BUILD_EXTENSION_PACKAGE',
+        `${file}:${line}: package ${pkg}: extension Rego must be in package mta.ext (extensions can only add denies)`,
+      );
+    }
   }
 }
 

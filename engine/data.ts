@@ -22,6 +22,7 @@ export function compileData(config: Config): { config: PolicyData } {
       },
       domains: compileDomains(config),
       ...compileIdentities(config),
+      unlisted_logins: config.unlistedLogins,
       connectors: Object.fromEntries(
         config.connectors.filter((c) => c.enabled).map((c) => [c.name, compileConnector(c)]),
       ),
@@ -44,6 +45,7 @@ export interface PolicyData {
   domains: { exact: Record<string, string>; wildcard: Record<string, string> };
   logins: Record<string, string>;
   users: Record<string, CompiledUser>;
+  unlisted_logins: 'reject' | 'authenticated';
   connectors: Record<string, CompiledConnector>;
   selection: Record<'4' | '6', Record<string, SelectionBinding>>;
   replies: Record<'exchange' | 'rfc', Record<string, CatalogueReply>>;

@@ -61,6 +61,9 @@ export function validateReply(stage: Stage, kind: DecisionKind, raw: unknown, ct
     discard: () => true,
   };
   if (!expected[kind](klass)) throw malformed(stage, `a ${kind} decision cannot carry a ${code} reply`);
+  if (kind === 'discard' && (stage === 'connect' || stage === 'ehlo' || stage === 'auth')) {
+    throw malformed(stage, 'there is no message to discard before MAIL FROM');
+  }
   const rendered = render(text, ctx);
   if (/[\r\n\0]/.test(rendered)) throw malformed(stage, 'reply text contains CR, LF or NUL');
   if (rendered.length > MAX_TEXT) throw malformed(stage, `reply text is longer than ${MAX_TEXT} characters`);

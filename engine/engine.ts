@@ -32,7 +32,6 @@ export class Engine {
   private readonly policy: WasmPolicy;
   private readonly idPrefix = randomBytes(4).toString('hex');
   private counter = 0;
-  private readonly knownConnector = (name: string): boolean => Object.hasOwn(this.data.connectors, name);
 
   private constructor(config: Config, manifest: Manifest, policy: WasmPolicy, data: PolicyData) {
     this.config = config;
@@ -54,7 +53,7 @@ export class Engine {
     const id = `${this.idPrefix}-${(++this.counter).toString(36)}`;
     let input: PolicyInput | null = null;
     try {
-      input = buildInput(stage, facts, { explain: options.explain === true, knownConnector: this.knownConnector });
+      input = buildInput(stage, facts, { explain: options.explain === true });
       const result = this.policy.evaluate(`mta/${stage}`, input);
       const connector = firstConnector(result);
       return parseDecision(stage, result, {
@@ -63,25 +62,26 @@ export class Engine {
         clientIp: clientIp(facts),
       });
     } catch (e) {
-      return this.failSafe(id, stage, facts, input, e);
+      return this.failSafe(id, stage, e);
     }
   }
 
   /** The decision used when the engine itself fails: a temporary failure, never an accept. */
-  private failSafe(id: string, stage: Stage, facts: Facts, input: PolicyInput | null, e: unknown): Decision {
+  private failSafe(id: string, stage: Stage, e: unknown): Decision {
     const error =
       e instanceof MtaPolicyError
         ? { code: e.code, message: e.message }
         : { code: 'ENGINE_EVAL_FAILED', message: e instanceof Error ? e.message : String(e) };
     const reason = stage === 'connect' ? 'engine_error_connect' : 'engine_error';
-    const r = REPLY_CATALOGUE[reason].exchange;
+    // The configured wording when the data has it (overrides are validated to be 4xx).
+    const r = this.data.replies[this.data.server.dialect === 'rfc' ? 'rfc' : 'exchange'][reason] ?? REPLY_CATALOGUE[reason].exchange;
     return {
       id,
       stage,
       decision: stage === 'connect' ? 'disconnect' : 'tempfail',
       reason,
       reply: { code: r.code, enhanced: r.enhanced, text: r.text },
-      connector: input?.connector ?? (typeof facts?.connector === 'string' ? facts.connector : null),
+      connector: null,
       principals: [],
       rights: [],
       error,

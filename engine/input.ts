@@ -15,6 +15,10 @@ import type { CounterFacts, Facts, HeaderFacts, Stage } from './types.js';
 /** Caps on what one decision reads. */
 export const INPUT_LIMITS = {
   headerFields: 2000,
+  /** One header field's value (folded lines included). */
+  headerValueBytes: 65536,
+  /** The whole header block, when the adapter does not say. */
+  headerBytes: 1048576,
   fromAddresses: 100,
   certNames: 100,
   stringLength: 4096,
@@ -76,22 +80,19 @@ export function policyAddress(raw: string): PolicyAddress {
 
 /**
  * The policy input. Only what the stage reads is sent; absent means false / zero / none.
- * `connection.remote.bits` is sent only when the connector must be (re)selected.
  */
 export interface PolicyInput {
   /** For extension rules; the shipped policy knows its stage from the entrypoint. */
   stage: Stage;
   explain?: true;
+  /** The connector is selected from these at every stage; nothing the adapter says overrides it. */
   connection: {
-    /** `port` only when selecting (the local IP is also read for `user@[ip]` literals). */
-    local: { ip: string; port?: number };
-    /** Only when selecting. */
-    remote?: { family: '4' | '6'; bits: string };
+    local: { ip: string; port: number };
+    remote: { family: '4' | '6'; bits: string };
   };
-  connector?: string;
   tls?: { active: true; client_cert?: ClientCertInput };
   helo?: { name: string; present: boolean; valid: boolean };
-  auth?: { mechanism?: string; login: string; result: string };
+  auth?: { mechanism: string; login: string; result: 'success' | 'failure' | 'tempfail' };
   counters?: Partial<Record<keyof CounterFacts, number>>;
   mail?: { address: PolicyAddress; size?: number; smtputf8?: true };
   rcpt?: PolicyAddress;
@@ -156,20 +157,27 @@ export function parseEndpoint(value: Facts['local'] | Facts['remote'], what: str
   return { ip, port };
 }
 
-function headerList(headers: HeaderFacts | undefined): [string, string][] {
-  if (headers === undefined) return [];
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function headerList(headers: HeaderFacts | undefined | null): [string, string][] {
+  if (headers === undefined || headers === null) return [];
+  if (!Array.isArray(headers) && !isRecord(headers)) throw bad('headers must be an object or a list of [name, value] pairs');
   const out: [string, string][] = [];
   const push = (name: unknown, value: unknown): void => {
     if (out.length >= INPUT_LIMITS.headerFields) throw bad(`more than ${INPUT_LIMITS.headerFields} header fields`);
-    out.push([str(name, 'header name'), typeof value === 'string' ? value : str(value, `header ${String(name)}`)]);
+    if (typeof value !== 'string') throw bad(`header ${String(name)} must have a string value`);
+    if (Buffer.byteLength(value) > INPUT_LIMITS.headerValueBytes) throw bad(`header ${String(name)} is longer than ${INPUT_LIMITS.headerValueBytes} bytes`);
+    out.push([str(name, 'header name'), value]);
   };
   if (Array.isArray(headers)) {
-    for (const pair of headers as readonly (readonly [string, string])[]) {
+    for (const pair of headers as readonly unknown[]) {
       if (!Array.isArray(pair) || pair.length !== 2) throw bad('headers must be [name, value] pairs');
       push(pair[0], pair[1]);
     }
   } else {
-    for (const [name, value] of Object.entries(headers as Record<string, string | readonly string[]>)) {
+    for (const [name, value] of Object.entries(headers)) {
       if (Array.isArray(value)) for (const v of value as readonly unknown[]) push(name, v);
       else push(name, value);
     }
@@ -177,15 +185,20 @@ function headerList(headers: HeaderFacts | undefined): [string, string][] {
   return out;
 }
 
+/** An address the policy must refuse: what a From mailbox without an address becomes. */
+const UNUSABLE: PolicyAddress = { domain: '', key: '', parents: [], invalid: true };
+
 const fromMemo = new Memo<string[]>(1024);
 
 /** The mailboxes of one From header value (groups flattened); unparseable text stays as written. */
 function fromMailboxes(value: string): string[] {
-  return fromMemo.get(value, () => {
+  const parse = (): string[] => {
     const parsed = addressparser(value, { flatten: true });
     const list = Array.isArray(parsed) ? parsed : [parsed];
     return list.length === 0 ? [value] : list.map((entry) => entry.address ?? '');
-  });
+  };
+  // Memoise only ordinary values: a huge From must not pin memory.
+  return value.length <= 1024 ? fromMemo.get(value, parse) : parse();
 }
 
 function fromAddresses(values: string[]): PolicyAddress[] {
@@ -193,18 +206,23 @@ function fromAddresses(values: string[]): PolicyAddress[] {
   for (const value of values) {
     for (const mailbox of fromMailboxes(value)) {
       if (out.length >= INPUT_LIMITS.fromAddresses) throw bad(`more than ${INPUT_LIMITS.fromAddresses} From addresses`);
-      out.push(policyAddress(mailbox));
+      // A From mailbox is never the null sender: no address (`From: ceo`) is a refusal.
+      out.push(mailbox.trim() === '' ? UNUSABLE : policyAddress(mailbox));
     }
   }
   return out;
 }
 
-function certNames(facts: Facts): ClientCertInput | undefined {
-  const cert = facts.tls?.client_cert;
+/** The CN of a subject DN (RFC 4514 or OpenSSL /-form); an escaped separator is not an RDN start. */
+const SUBJECT_CN = /(?:^|(?<!\\)[,/+])\s*CN=((?:\\.|[^,/+\\])+)/i;
+
+function certNames(cert: unknown): ClientCertInput | undefined {
   if (cert === undefined || cert === null) return undefined;
-  let dns = cert.san_dns ?? [];
-  if (dns.length === 0 && cert.subject !== undefined) {
-    const cn = /(?:^|[,/]\s*)CN=([^,/]+)/i.exec(cert.subject);
+  if (!isRecord(cert)) throw bad('tls.client_cert must be an object');
+  let dns: unknown[] = cert['san_dns'] === undefined ? [] : (cert['san_dns'] as unknown[]);
+  if (!Array.isArray(dns)) throw bad('tls.client_cert.san_dns must be a list of names');
+  if (dns.length === 0 && cert['subject'] !== undefined) {
+    const cn = SUBJECT_CN.exec(str(cert['subject'], 'tls.client_cert.subject'));
     if (cn?.[1] !== undefined) dns = [cn[1].trim()];
   }
   if (dns.length > INPUT_LIMITS.certNames) throw bad(`more than ${INPUT_LIMITS.certNames} certificate names`);
@@ -215,34 +233,49 @@ function certNames(facts: Facts): ClientCertInput | undefined {
     names[domain] = true;
     for (const parent of parentDomains(domain)) names[parent] = true;
   }
-  return { present: true, verified: cert.verified === true, names };
+  return { present: true, verified: cert['verified'] === true, names };
 }
 
-function paramValue(params: Facts['mail_params'], key: string): string | number | boolean | null | undefined {
-  if (params === undefined) return undefined;
+function paramValue(params: unknown, key: string): unknown {
+  if (params === undefined || params === null) return undefined;
+  if (!isRecord(params)) throw bad('mail_params must be an object');
   for (const [k, v] of Object.entries(params)) if (k.toUpperCase() === key) return v;
   return undefined;
 }
 
-const STAGE_READS: Record<Stage, { helo?: true; mail?: true; rcpt?: true; message?: true }> = {
+/** SIZE=<digits> (RFC 1870); a number is accepted as is. */
+function sizeParam(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 0) throw bad(`SIZE=${String(value)} is not a byte count`);
+  return n;
+}
+
+/** SMTPUTF8 is a keyword: present (true, null or "") or absent (undefined or false). */
+function keywordParam(value: unknown, name: string): boolean {
+  if (value === undefined || value === false) return false;
+  if (value === true || value === null || value === '') return true;
+  throw bad(`${name} takes no value`);
+}
+
+/** What each stage reads (beyond endpoints, TLS, AUTH and counters), and what it cannot do without. */
+const STAGE_READS: Record<Stage, { helo?: true; mail?: 'required'; rcpt?: 'required'; message?: true }> = {
   connect: {},
   ehlo: { helo: true },
   auth: {},
-  mail: { mail: true },
-  rcpt: { mail: true, rcpt: true },
-  headers: { mail: true, message: true },
-  eom: { mail: true, message: true },
+  mail: { mail: 'required' },
+  rcpt: { mail: 'required', rcpt: 'required' },
+  headers: { mail: 'required', message: true },
+  eom: { mail: 'required', message: true },
 };
 
 export interface BuildOptions {
   readonly explain?: boolean;
-  /** True when the policy data knows this connector (then the selection bits are not sent). */
-  readonly knownConnector?: (name: string) => boolean;
 }
 
-function endpoint(value: Facts['local'] | Facts['remote'], what: string): { ip: string; port: number } {
-  if (typeof value !== 'string') return parseEndpoint(value, what);
-  const r = endpointMemo.get(value, () => {
+function endpoint(value: unknown, what: string): { ip: string; port: number } {
+  if (typeof value !== 'string') return parseEndpoint(value as Facts['local'], what);
+  const r = endpointMemo.get(`${what} ${value}`, () => {
     try {
       return parseEndpoint(value, what);
     } catch (e) {
@@ -267,27 +300,49 @@ export function clientIp(facts: Facts): string {
   return endpoint(facts.remote, 'remote').ip;
 }
 
+/** A login as the credential check saw it; empty, padded or control characters are refused. */
+function loginName(value: unknown): string {
+  const login = str(value, 'auth.user');
+  // eslint-disable-next-line no-control-regex
+  if (login === '' || login !== login.trim() || /[\x00-\x1f\x7f]/.test(login)) {
+    throw bad('auth.user must be a non-empty login without surrounding spaces or control characters');
+  }
+  return login.toLowerCase();
+}
+
+function authFacts(auth: unknown): NonNullable<PolicyInput['auth']> {
+  if (!isRecord(auth)) throw bad('auth must be an object {mechanism, user, result}');
+  const result = auth['result'] === undefined ? 'success' : auth['result'];
+  if (result !== 'success' && result !== 'failure' && result !== 'tempfail') {
+    throw bad('auth.result must be "success", "failure" or "tempfail"');
+  }
+  return { mechanism: str(auth['mechanism'], 'auth.mechanism').toUpperCase(), login: loginName(auth['user']), result };
+}
+
 export function buildInput(stage: Stage, facts: Facts, options: BuildOptions | boolean = {}): PolicyInput {
   const opts: BuildOptions = typeof options === 'boolean' ? { explain: options } : options;
-  if (typeof facts !== 'object' || facts === null) throw bad('facts must be an object');
+  if (!isRecord(facts)) throw bad('facts must be an object');
   const reads = STAGE_READS[stage];
   const local = endpoint(facts.local, 'local');
   const remote = remoteAddress(clientIp(facts));
-  const connector = typeof facts.connector === 'string' ? facts.connector : undefined;
-  const select = stage === 'connect' || connector === undefined || opts.knownConnector?.(connector) !== true;
+  if (parseIp(local.ip)?.family !== (remote.family === '4' ? 4 : 6)) {
+    throw bad(`local ${local.ip} and remote ${remote.ip} are of different address families`);
+  }
   const input: PolicyInput = {
     stage,
-    connection: select ? { local, remote: { family: remote.family, bits: remote.bits } } : { local: { ip: local.ip } },
+    connection: { local, remote: { family: remote.family, bits: remote.bits } },
   };
   if (opts.explain === true) input.explain = true;
-  if (connector !== undefined) input.connector = connector;
-  const tls = facts.tls ?? null;
-  if (tls !== null) {
-    const cert = certNames(facts);
+  // Cleartext is `tls` absent, null or false; TLS is an object, nothing else.
+  const tls: unknown = facts.tls;
+  if (tls !== undefined && tls !== null && tls !== false) {
+    if (!isRecord(tls)) throw bad('tls must be an object (or null / false for cleartext)');
+    const cert = certNames(tls['client_cert']);
     // Version and cipher are not read by the policy; only the fact of TLS and the client certificate.
     input.tls = cert === undefined ? { active: true } : { active: true, client_cert: cert };
   }
-  if (facts.counters !== undefined) {
+  if (facts.counters !== undefined && facts.counters !== null) {
+    if (!isRecord(facts.counters)) throw bad('counters must be an object');
     const counters: NonNullable<PolicyInput['counters']> = {};
     for (const key of ['logon_failures', 'connections_from_source', 'connections_total', 'messages_last_minute'] as const) {
       const n = count(facts.counters[key], `counters.${key}`);
@@ -295,33 +350,24 @@ export function buildInput(stage: Stage, facts: Facts, options: BuildOptions | b
     }
     if (Object.keys(counters).length > 0) input.counters = counters;
   }
-  if (reads.helo === true && facts.helo !== undefined) {
+  if (reads.helo === true && facts.helo !== undefined && facts.helo !== null) {
     const name = str(facts.helo, 'helo').trim();
     const literal = /^\[(?:ipv6:)?([^\]]+)\]$/i.exec(name);
     const valid = literal === null ? normaliseDomain(name) !== null : canonicalIp(literal[1] ?? '') !== null;
     input.helo = { name, present: name !== '', valid: name !== '' && valid };
   }
-  if (facts.auth !== undefined && facts.auth !== null) {
-    const login = str(facts.auth.user, 'auth.user').toLowerCase();
-    const result = facts.auth.result ?? 'success';
-    // The mechanism matters only at AUTH itself.
-    input.auth =
-      stage === 'auth' ? { mechanism: str(facts.auth.mechanism, 'auth.mechanism').toUpperCase(), login, result } : { login, result };
-  }
-  if (reads.mail === true && facts.mail_from !== undefined) {
+  if (facts.auth !== undefined && facts.auth !== null) input.auth = authFacts(facts.auth);
+  if (reads.mail !== undefined) {
+    if (facts.mail_from === undefined || facts.mail_from === null) throw bad(`the ${stage} stage needs mail_from`);
     const mail: NonNullable<PolicyInput['mail']> = { address: policyAddress(str(facts.mail_from, 'mail_from')) };
-    const size = paramValue(facts.mail_params, 'SIZE');
-    if (size !== undefined && size !== null && size !== true) {
-      const n = Number(size);
-      if (!Number.isSafeInteger(n) || n < 0) throw bad(`SIZE=${String(size)} is not a byte count`);
-      mail.size = n;
-    }
-    const utf8 = paramValue(facts.mail_params, 'SMTPUTF8');
-    if (utf8 !== undefined && utf8 !== false && utf8 !== null) mail.smtputf8 = true;
+    const size = sizeParam(paramValue(facts.mail_params, 'SIZE'));
+    if (size !== undefined) mail.size = size;
+    if (keywordParam(paramValue(facts.mail_params, 'SMTPUTF8'), 'SMTPUTF8')) mail.smtputf8 = true;
     input.mail = mail;
   }
-  if (reads.rcpt === true) {
-    if (facts.rcpt_to !== undefined) input.rcpt = policyAddress(str(facts.rcpt_to, 'rcpt_to'));
+  if (reads.rcpt !== undefined) {
+    if (facts.rcpt_to === undefined || facts.rcpt_to === null) throw bad('the rcpt stage needs rcpt_to');
+    input.rcpt = policyAddress(str(facts.rcpt_to, 'rcpt_to'));
     const accepted = count(facts.accepted_rcpt_count, 'accepted_rcpt_count');
     if (accepted > 0) input.accepted_rcpt_count = accepted;
   }
@@ -336,7 +382,10 @@ export function buildInput(stage: Stage, facts: Facts, options: BuildOptions | b
       names.add(lower);
       if (lower === 'received') received++;
       if (lower === 'from') from.push(value);
-      headerBytes += name.length + value.length + 4; // "Name: value\r\n"
+      headerBytes += Buffer.byteLength(name) + Buffer.byteLength(value) + 4; // "Name: value\r\n"
+    }
+    if (facts.header_size === undefined && headerBytes > INPUT_LIMITS.headerBytes) {
+      throw bad(`the header block is larger than ${INPUT_LIMITS.headerBytes} bytes`);
     }
     input.message = {
       from: fromAddresses(from),

@@ -87,6 +87,10 @@ export const REPLY_CATALOGUE = {
     exchange: { code: 535, enhanced: '5.7.3', text: 'Authentication unsuccessful' },
     rfc: { code: 535, enhanced: '5.7.8', text: 'Authentication credentials invalid' },
   },
+  auth_unknown_identity: {
+    exchange: { code: 535, enhanced: '5.7.3', text: 'Authentication unsuccessful' },
+    rfc: { code: 535, enhanced: '5.7.8', text: 'Authentication credentials invalid' },
+  },
   auth_no_submit: {
     exchange: { code: 535, enhanced: '5.7.3', text: 'Authentication unsuccessful' },
     rfc: { code: 535, enhanced: '5.7.8', text: 'Authentication credentials invalid' },

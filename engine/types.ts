@@ -56,8 +56,6 @@ export interface Facts {
   readonly local: string | { readonly ip: string; readonly port: number };
   /** Client address (a bare IP, or `ip:port`), or an object. */
   readonly remote: string | { readonly ip: string; readonly port?: number };
-  /** The connector chosen at CONNECT (decision.connector); engine adapters pass it back. */
-  readonly connector?: string | null;
   /** TLS state; absent or null means cleartext. */
   readonly tls?: TlsFacts | null;
   readonly helo?: string;

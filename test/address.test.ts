@@ -72,7 +72,6 @@ describe('buildInput: only what the stage reads', () => {
   const facts = {
     local: '192.0.2.10:25',
     remote: '::ffff:198.51.100.7',
-    connector: 'X',
     tls: { version: 'TLSv1.3', cipher: 'c' },
     helo: 'mx.example.test',
     auth: { mechanism: 'plain', user: 'Nancy' },
@@ -85,34 +84,98 @@ describe('buildInput: only what the stage reads', () => {
     message_size: 99,
   };
 
-  it('sends the selection bits only when the connector must be chosen', () => {
-    const connect = buildInput('connect', facts);
-    expect(connect.connection).toEqual({
-      local: { ip: '192.0.2.10', port: 25 },
-      remote: { family: '4', bits: '11000110001100110110010000000111' },
-    });
-    expect(buildInput('rcpt', facts, { knownConnector: () => true }).connection).toEqual({ local: { ip: '192.0.2.10' } });
-    expect(buildInput('rcpt', facts, { knownConnector: () => false }).connection.remote?.family).toBe('4');
+  it('always sends what connector selection needs', () => {
+    for (const stage of ['connect', 'rcpt'] as const) {
+      expect(buildInput(stage, facts).connection).toEqual({
+        local: { ip: '192.0.2.10', port: 25 },
+        remote: { family: '4', bits: '11000110001100110110010000000111' },
+      });
+    }
   });
 
   it('keeps each stage to its facts', () => {
-    const ehlo = buildInput('ehlo', facts, { knownConnector: () => true });
+    const ehlo = buildInput('ehlo', facts);
     expect(ehlo.helo).toEqual({ name: 'mx.example.test', present: true, valid: true });
     expect(ehlo.mail).toBeUndefined();
-    const auth = buildInput('auth', facts, { knownConnector: () => true });
+    const auth = buildInput('auth', facts);
     expect(auth.auth).toEqual({ mechanism: 'PLAIN', login: 'nancy', result: 'success' });
     expect(auth.counters).toEqual({ messages_last_minute: 2 });
-    const mail = buildInput('mail', facts, { knownConnector: () => true });
-    expect(mail.auth).toEqual({ login: 'nancy', result: 'success' });
+    const mail = buildInput('mail', facts);
     expect(mail.mail).toEqual({ address: { domain: 'example.test', key: 'a@example.test', parents: ['test'] }, size: 10, smtputf8: true });
     expect(mail.rcpt).toBeUndefined();
     expect(mail.tls).toEqual({ active: true });
-    const rcpt = buildInput('rcpt', facts, { knownConnector: () => true });
+    const rcpt = buildInput('rcpt', facts);
     expect(rcpt.rcpt?.key).toBe('b@example.test');
     expect(rcpt.accepted_rcpt_count).toBe(1);
     expect(rcpt.message).toBeUndefined();
-    const eom = buildInput('eom', facts, { knownConnector: () => true });
+    const eom = buildInput('eom', facts);
     expect(eom.message).toMatchObject({ header_names: ['from', 'received'], received_count: 2, size: 99 });
     expect(eom.message?.from).toEqual([{ domain: 'example.test', key: 'a@example.test', parents: ['test'] }]);
+  });
+
+  it('treats only an object as TLS', () => {
+    expect(buildInput('auth', { ...facts, tls: false as unknown as null }).tls).toBeUndefined();
+    expect(buildInput('auth', { ...facts, tls: null }).tls).toBeUndefined();
+    expect(buildInput('auth', { ...facts, tls: {} }).tls).toEqual({ active: true });
+    for (const tls of [true, 0, '', 'TLSv1.3', []]) {
+      expect(() => buildInput('auth', { ...facts, tls: tls as unknown as null })).toThrow(/tls must be an object/);
+    }
+  });
+
+  it.each<[string, unknown]>([
+    ['an empty login', { mechanism: 'PLAIN', user: '' }],
+    ['a padded login', { mechanism: 'PLAIN', user: ' crm-app' }],
+    ['a login with a NUL', { mechanism: 'PLAIN', user: 'crm-app\u0000' }],
+    ['a null result', { mechanism: 'PLAIN', user: 'nancy', result: null }],
+    ['an unknown result', { mechanism: 'PLAIN', user: 'nancy', result: 'ok' }],
+    ['no mechanism', { user: 'nancy' }],
+    ['auth that is not an object', 'nancy'],
+  ])('refuses %s', (_label, auth) => {
+    expect(() => buildInput('mail', { ...facts, auth: auth as never })).toThrow(expect.objectContaining({ code: 'ENGINE_INPUT_INVALID' }));
+  });
+
+  it('refuses stages without the facts they decide on', () => {
+    const { mail_from: _m, ...noMail } = facts;
+    const { rcpt_to: _r, ...noRcpt } = facts;
+    expect(() => buildInput('mail', noMail)).toThrow(/needs mail_from/);
+    expect(() => buildInput('eom', noMail)).toThrow(/needs mail_from/);
+    expect(() => buildInput('rcpt', noRcpt)).toThrow(/needs rcpt_to/);
+    expect(() => buildInput('connect', noMail)).not.toThrow();
+  });
+
+  it('refuses endpoints of different families', () => {
+    expect(() => buildInput('connect', { local: '192.0.2.10:25', remote: '2001:db8::1' })).toThrow(/different address families/);
+  });
+
+  it('refuses malformed parameters and oversized headers', () => {
+    for (const size of ['', '0x10', '1e3', -1, 'big']) {
+      expect(() => buildInput('mail', { ...facts, mail_params: { SIZE: size } })).toThrow(/not a byte count/);
+    }
+    expect(() => buildInput('mail', { ...facts, mail_params: { SMTPUTF8: 'false' } })).toThrow(/takes no value/);
+    expect(() => buildInput('mail', { ...facts, mail_params: 'SIZE=1' as never })).toThrow(/mail_params must be an object/);
+    expect(() => buildInput('eom', { ...facts, headers: { X: 'a'.repeat(65537) } })).toThrow(/longer than 65536 bytes/);
+    expect(() => buildInput('eom', { ...facts, headers: { X: 1 as unknown as string } })).toThrow(/string value/);
+    expect(() => buildInput('eom', { ...facts, counters: 'x' as never })).toThrow(/counters must be an object/);
+  });
+
+  it('counts header size in bytes, not UTF-16 units', () => {
+    const ascii = buildInput('eom', { ...facts, headers: { Subject: 'aaaa' } }).message?.header_size ?? 0;
+    const utf8 = buildInput('eom', { ...facts, headers: { Subject: 'ääää' } }).message?.header_size ?? 0;
+    expect(utf8 - ascii).toBe(4);
+  });
+
+  it('never turns a From mailbox without an address into the null sender', () => {
+    for (const from of ['ceo', '=?utf-8?q?CEO?= <>', 'Undisclosed:;']) {
+      const message = buildInput('eom', { ...facts, headers: { From: from } }).message;
+      expect(message?.from.every((a) => a.invalid === true && a.null === undefined)).toBe(true);
+    }
+  });
+
+  it('reads the CN only at an RDN boundary', () => {
+    const names = (subject: string): Record<string, true> | undefined =>
+      buildInput('mail', { ...facts, tls: { client_cert: { verified: true, subject } } }).tls?.client_cert?.names;
+    expect(names('CN=mx.fabrikam.test,O=Fabrikam')).toHaveProperty(['mx.fabrikam.test']);
+    expect(names('/C=US/O=Fabrikam/CN=mx.fabrikam.test')).toHaveProperty(['mx.fabrikam.test']);
+    expect(names('O=x\\,CN=fabrikam.test,CN=evil.test')).toEqual({ 'evil.test': true, test: true });
   });
 });

@@ -867,7 +867,8 @@ ${b}`);
         .connectors,
     ).toHaveLength(2);
     ok(pair('    bindings: ["0.0.0.0:25"]\n    remote_ip_ranges: [10.0.0.0/8]\n', '    bindings: ["0.0.0.0:587"]\n    remote_ip_ranges: [10.0.0.0/8]\n'));
-    ok(pair('    bindings: ["0.0.0.0:25"]\n    remote_ip_ranges: ["::/0"]\n', '    bindings: ["[::]:25"]\n    remote_ip_ranges: ["::/0"]\n'));
+    // The same IPv4 range on an IPv4 and on an IPv6 wildcard binding: different sockets.
+    ok(pair('    bindings: ["0.0.0.0:25"]\n    remote_ip_ranges: ["0.0.0.0/0"]\n', '    bindings: ["[::]:25", "0.0.0.0:2525"]\n    remote_ip_ranges: ["0.0.0.0/0"]\n'));
     ok(pair('    bindings: ["192.0.2.10:25"]\n    remote_ip_ranges: [10.0.0.0/8]\n', '    bindings: ["192.0.2.11:25"]\n    remote_ip_ranges: [10.0.0.0/8]\n'));
   });
 
@@ -1052,5 +1053,48 @@ describe('loadConfig', () => {
       expect(e).toBeInstanceOf(ConfigError);
       expect(String(e instanceof Error ? e.message : e)).toMatch(new RegExp(`^${FILE}:${lineOf(text, 'name: A')}:\\d+: connectors\\[0\\]\\.usage: .*\\(and 1 more\\)$`));
     }
+  });
+});
+
+describe('configurations that would be unsafe or dead', () => {
+  const base = (connector: string, extra = ''): string =>
+    `server: { fqdn: mx.test }\n${extra}connectors:\n  - name: A\n${connector}`;
+
+  it('refuses an open relay: relay without credentials from every address', () => {
+    const ext = base('    usage: internet\n    bindings: ["0.0.0.0:25"]\n    permission_groups: [ExchangeServers]\n    auth_mechanisms: [Tls, ExternalAuthoritative]\n');
+    expect(issuesOf(ext).map((i) => i.message).join()).toContain('open relay');
+    const ace = base(
+      '    usage: internet\n    bindings: ["0.0.0.0:25"]\n    extended_rights: [{ principal: anonymous, allow: [ms-Exch-SMTP-Accept-Any-Recipient] }]\n',
+    );
+    expect(issuesOf(ace)[0]?.message).toMatch(/^open relay: remote range `0\.0\.0\.0-255\.255\.255\.255` covers every address/);
+    // The same grant for a narrow range is Microsoft's anonymous relay recipe: fine.
+    ok(
+      base(
+        '    usage: custom\n    bindings: ["0.0.0.0:25"]\n    remote_ip_ranges: [10.1.2.3]\n    permission_groups: [AnonymousUsers]\n    extended_rights: [{ principal: anonymous, allow: [ms-Exch-SMTP-Accept-Any-Recipient] }]\n',
+      ),
+    );
+  });
+
+  it('refuses a remote range no binding can receive', () => {
+    const text = base('    usage: custom\n    bindings: ["[::]:25"]\n    remote_ip_ranges: [198.51.100.0/24]\n    permission_groups: [AnonymousUsers]\n');
+    const issue = issueAt(text, 'connectors[0].remote_ip_ranges');
+    expect(issue.message).toContain('is IPv4 but the connector has no IPv4 binding');
+    expect(issue.fix).toContain('0.0.0.0:25');
+  });
+
+  it('refuses a whole top-level domain as an accepted domain', () => {
+    for (const domain of ['com', '"*.com"']) {
+      const text = base('    usage: client\n', `accepted_domains: [{ domain: ${domain} }]\n`);
+      expect(issueAt(text, 'accepted_domains[0].domain').message).toContain('whole top-level domain');
+    }
+  });
+
+  it('keeps reply overrides in the class their reason needs', () => {
+    const replies = (r: string): string => `server: { fqdn: mx.test, replies: { ${r} } }\nconnectors:\n  - name: A\n    usage: client\n`;
+    expect(issueAt(replies('relay_denied: { code: 250, enhanced: 2.0.0, text: ok }'), 'server.replies.relay_denied.code').message).toContain('needs a refusal');
+    expect(issueAt(replies('ok_rcpt: { code: 550, enhanced: 5.7.1, text: no }'), 'server.replies.ok_rcpt.code').message).toContain('needs a success reply');
+    expect(issueAt(replies('engine_error: { code: 554, enhanced: 5.3.0, text: no }'), 'server.replies.engine_error.code').message).toContain('temporary failure');
+    expect(issueAt(replies('ok_rcpt: { code: 250, enhanced: 2.1.5, text: ok, disconnect: true }'), 'server.replies.ok_rcpt.disconnect').message).toContain('only a refusal');
+    ok(replies('engine_error: { code: 421, enhanced: 4.3.0, text: later, disconnect: true }'));
   });
 });

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultBundleDir, readBundle } from '../engine/bundle.js';
 import { parseDecision } from '../engine/decision.js';
 import { Engine } from '../engine/engine.js';
-import type { Facts } from '../engine/types.js';
+import type { Facts, Stage } from '../engine/types.js';
 import { fixtureConfig, fixtureEngine } from './helpers/engine.js';
 
 let engine: Engine;
@@ -178,7 +178,7 @@ describe('engine failures are temporary failures, never accepts', () => {
 
   const ctx = { id: 'x', fqdn: 'mx.test', clientIp: '192.0.2.1' };
   const good = { decision: 'reject', reason: 'r', reply: { code: 550, enhanced: '5.7.1', text: 't' }, connector: 'C', principals: [], rights: 5, recipient: {} };
-  it.each<[string, unknown, string]>([
+  it.each<[string, unknown, string, Stage?]>([
     ['an undefined result', [], 'ENGINE_DECISION_UNDEFINED'],
     ['several results', [{ result: good }, { result: good }], 'ENGINE_DECISION_MULTIPLE'],
     ['a reject with a 4xx reply', [{ result: { ...good, reply: { code: 450, enhanced: '4.7.1', text: 't' } } }], 'ENGINE_DECISION_MALFORMED'],
@@ -187,10 +187,11 @@ describe('engine failures are temporary failures, never accepts', () => {
     ['CR/LF in the text', [{ result: { ...good, reply: { code: 550, enhanced: '5.7.1', text: 'a\r\nb' } } }], 'ENGINE_DECISION_MALFORMED'],
     ['an unknown decision', [{ result: { ...good, decision: 'maybe' } }], 'ENGINE_DECISION_MALFORMED'],
     ['principals of the wrong type', [{ result: { ...good, principals: 'anonymous' } }], 'ENGINE_DECISION_MALFORMED'],
+    ['a discard before there is a message', [{ result: { ...good, decision: 'discard' } }], 'ENGINE_DECISION_MALFORMED', 'auth'],
     ['rights that are not a bitmask', [{ result: { ...good, rights: ['ms-Exch-SMTP-Submit'] } }], 'ENGINE_DECISION_MALFORMED'],
     ['a missing recipient block at RCPT', [{ result: { ...good, recipient: undefined } }], 'ENGINE_DECISION_MALFORMED'],
-  ])('rejects %s', (_label, resultSet, code) => {
-    expect(() => parseDecision('rcpt', resultSet, ctx)).toThrow(expect.objectContaining({ code }));
+  ])('rejects %s', (_label, resultSet, code, stage = 'rcpt') => {
+    expect(() => parseDecision(stage, resultSet, ctx)).toThrow(expect.objectContaining({ code }));
   });
 
   it('accepts a well-formed decision', () => {

@@ -60,8 +60,10 @@ function goldenCases(): { stage: Stage; facts: Facts }[] {
   const cases: { stage: Stage; facts: Facts }[] = [];
   let n = 0;
   const pick = <T>(xs: readonly T[]): T => xs[n++ % xs.length] as T;
+  const v6 = (ip: string): boolean => ip.includes(':') && !ip.startsWith('::ffff:');
   for (const remote of CLIENTS) {
     for (const local of LOCALS) {
+      if (v6(remote) !== local.startsWith('[')) continue; // a TCP connection's ends share a family
       const base: Facts = { local, remote };
       cases.push({ stage: 'connect', facts: base });
       cases.push({ stage: 'connect', facts: { ...base, counters: { connections_from_source: 4, connections_total: 9000 } } });
@@ -113,7 +115,7 @@ describe.skipIf(opa === null)('golden agreement: opa eval (Go) and policy.wasm g
   it('on every case of the table', async () => {
     const data = compileData(fixtureConfig());
     const cases = goldenCases().map((c) => ({ stage: c.stage, input: buildInput(c.stage, c.facts, true) as PolicyInput }));
-    expect(cases.length).toBeGreaterThan(1000);
+    expect(cases.length).toBeGreaterThan(700);
 
     const wasm = loadWasmPolicy((await readBundle()).wasm);
     wasm.setData(data);
@@ -217,6 +219,13 @@ deny contains {"stage": "rcpt", "reason": "blocked_recipient", "reply": {"code":
     const r = await build(dir, out);
     expect(r.code).toBe(1);
     expect(r.err).toContain('undefined function sprintf');
+  });
+
+  it('refuses extension Rego outside package mta.ext, which could loosen the policy', async () => {
+    const { dir, out } = await extension('loosen', '# grant relay to everyone\npackage mta\n\nallowed_rights contains "ms-Exch-SMTP-Accept-Any-Recipient"\n');
+    const r = await build(dir, out);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^mta-policy: .*ext\.rego:2: package mta: extension Rego must be in package mta\.ext/);
   });
 
   it('says clearly when opa is missing', async () => {

@@ -327,6 +327,8 @@ function buildConnector(ctx: Context, p: Path, raw: RawConnector, name: string, 
   }
 
   const replies = buildReplies(ctx, [...p, 'replies'], raw.replies);
+  checkReachable(ctx, p, bindings, remoteIpRanges);
+  checkOpenRelay(ctx, p, remoteIpRanges, authMechanisms, extendedRights);
   if (ctx.issues.length > before) return null;
 
   return {
@@ -393,4 +395,49 @@ function normalisePrincipal(ctx: Context, path: Path, text: string, lookups: Pri
     didYouMean(t, WELL_KNOWN_PRINCIPALS, `use one of ${WELL_KNOWN_PRINCIPALS.join(', ')}, user:NAME or group:NAME`),
   );
   return null;
+}
+
+/**
+ * A TCP connection's ends share one address family (IPv4-mapped clients count as IPv4), so a
+ * remote range of a family no binding listens on can never match: the connector would silently
+ * do nothing.
+ */
+function checkReachable(ctx: Context, p: Path, bindings: readonly Binding[], ranges: readonly IpRange[]): void {
+  if (bindings.length === 0) return;
+  for (const family of [4, 6] as const) {
+    if (bindings.some((b) => b.family === family)) continue;
+    const range = ranges.find((r) => r.family === family);
+    if (range === undefined || range.source.path.endsWith('.usage')) continue;
+    ctx.add(
+      [...p, 'remote_ip_ranges'],
+      `remote range ${code(range.text)} is IPv${family} but the connector has no IPv${family} binding, so it can never match`,
+      family === 4
+        ? 'add an IPv4 binding such as "0.0.0.0:25" (IPv4 clients of a dual-stack [::] socket arrive as IPv4)'
+        : 'add an IPv6 binding such as "[::]:25"',
+    );
+  }
+}
+
+/** Principals anyone can hold without credentials. */
+const UNAUTHENTICATED = new Set(['anonymous', 'partner', 'externally_secured']);
+const ANY_RECIPIENT = 'ms-Exch-SMTP-Accept-Any-Recipient';
+
+/**
+ * Relay granted without credentials to the whole Internet is an open relay: refuse it.
+ * (Exchange lets you build one; Microsoft's guidance is never to.)
+ */
+function checkOpenRelay(ctx: Context, p: Path, ranges: readonly IpRange[], mechanisms: readonly AuthMechanism[], aces: readonly Ace[]): void {
+  const everyone = ranges.find((r) => r.first === 0n && r.last === allAddresses(r.family).last);
+  if (everyone === undefined) return;
+  const grant = mechanisms.includes('ExternalAuthoritative')
+    ? 'ExternalAuthoritative treats every client as an externally secured server'
+    : aces.some((a) => UNAUTHENTICATED.has(a.principal) && a.allow.includes(ANY_RECIPIENT) && !a.deny.includes(ANY_RECIPIENT))
+      ? `an ACE grants ${ANY_RECIPIENT} without authentication`
+      : null;
+  if (grant === null) return;
+  ctx.add(
+    [...p, 'remote_ip_ranges'],
+    `open relay: remote range ${code(everyone.text)} covers every address and ${grant}`,
+    'limit remote_ip_ranges to the hosts that may relay (e.g. your LAN or the scanner\'s address)',
+  );
 }

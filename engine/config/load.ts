@@ -132,5 +132,7 @@ function buildConfig(ctx: Context, data: unknown): Config {
   const { users, identitiesClean } = buildUsers(ctx, root['identities']);
   const connectors = buildConnectors(ctx, root['connectors'], server, users, identitiesClean);
   checkConflicts(ctx, connectors);
-  return { file: ctx.file, server, acceptedDomains, users, connectors: connectors.map((c) => c.config) };
+  const identities = isRecord(root['identities']) ? root['identities'] : {};
+  const unlistedLogins = identities['unlisted_logins'] === 'authenticated' ? 'authenticated' : 'reject';
+  return { file: ctx.file, server, acceptedDomains, users, unlistedLogins, connectors: connectors.map((c) => c.config) };
 }

@@ -189,6 +189,12 @@ export const CONFIG_SCHEMA: JsonSchema = {
       additionalProperties: false,
       properties: {
         users: list('Users and servers that authenticate with SMTP AUTH.', { $ref: '#/$defs/user' }, { default: [] }),
+        unlisted_logins: {
+          enum: ['reject', 'authenticated'],
+          default: 'reject',
+          description:
+            'A login the credential check accepts but no user lists: `reject` (default) refuses it like bad credentials, so an alias cannot dodge a user\'s deny entries; `authenticated` lets it in as an authenticated user with no groups, sending as exactly its login.',
+        },
       },
     },
     user: {

@@ -26,6 +26,19 @@ export function buildReplies(ctx: Context, path: Path, raw: RawReplies | undefin
     const p = [...path, reason];
     if (!ctx.isClean(p) || !isReason(reason)) continue;
     const cls = String(r.code)[0] ?? '';
+    // A success reason keeps a success reply; a refusal stays a refusal; an engine failure is
+    // always temporary, never permanent.
+    const success = reason.startsWith('ok_');
+    const allowed = success ? ['2', '3'] : reason.startsWith('engine_error') ? ['4'] : ['4', '5'];
+    if (!allowed.includes(cls)) {
+      const what = success ? 'a success reply (2xx/3xx)' : reason.startsWith('engine_error') ? 'a temporary failure (4xx)' : 'a refusal (4xx or 5xx)';
+      ctx.add([...p, 'code'], `reason ${code(reason)} needs ${what}, not ${r.code}`, `use the default ${REPLY_CATALOGUE[reason].exchange.code} or another code of that class`);
+      continue;
+    }
+    if (r.disconnect === true && success) {
+      ctx.add([...p, 'disconnect'], 'only a refusal can close the connection', 'remove `disconnect`');
+      continue;
+    }
     const dflt = REPLY_CATALOGUE[reason].exchange.enhanced;
     const example = dflt !== '' && dflt[0] === cls ? dflt : `${cls}.7.1`;
     if (r.enhanced === '') {
@@ -127,6 +140,11 @@ export function buildAcceptedDomains(ctx: Context, value: unknown): AcceptedDoma
       return;
     }
     const key = `${d.wildcard ? '*.' : ''}${d.domain}`;
+    // `com` or `*.com` would accept (and relay to) a whole top-level domain.
+    if (!d.domain.includes('.')) {
+      ctx.add([...p, 'domain'], `accepted domain ${code(key)} is a whole top-level domain`, 'name your own domain, e.g. northwind.test or *.northwind.test');
+      return;
+    }
     const other = seen.get(key);
     if (other !== undefined) {
       ctx.add([...p, 'domain'], `accepted domain ${code(key)} is listed twice (also at line ${other})`, 'remove one of them');

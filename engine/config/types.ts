@@ -182,5 +182,7 @@ export interface Config {
   readonly server: ServerConfig;
   readonly acceptedDomains: readonly AcceptedDomain[];
   readonly users: readonly UserIdentity[];
+  /** What a login no user lists gets: refused, or an authenticated user with no groups. */
+  readonly unlistedLogins: 'reject' | 'authenticated';
   readonly connectors: readonly ConnectorConfig[];
 }

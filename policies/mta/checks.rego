@@ -72,18 +72,25 @@ logon_failed if {
 	not has_right(right_submit)
 }
 
+# Valid credentials for a login the configuration does not know (identities.unlisted_logins).
+unknown_identity if {
+	input.auth.result == "success"
+	not login_acceptable
+}
+
+logon_failed if unknown_identity
+
 auth_failures contains {"order": 5, "reason": "auth_too_many_failures"} if {
 	logon_failed
 	conn.max_logon_failures > 0
 	counter("logon_failures") + 1 > conn.max_logon_failures
 }
 
-auth_failures contains {"order": 6, "reason": "auth_failed"} if {
-	input.auth.result != "success"
-	input.auth.result != "tempfail"
-}
+auth_failures contains {"order": 6, "reason": "auth_failed"} if input.auth.result == "failure"
 
-auth_failures contains {"order": 7, "reason": "auth_no_submit"} if {
+auth_failures contains {"order": 7, "reason": "auth_unknown_identity"} if unknown_identity
+
+auth_failures contains {"order": 8, "reason": "auth_no_submit"} if {
 	authenticated
 	not has_right(right_submit)
 }
@@ -167,6 +174,9 @@ mail_failures contains {"order": 10, "reason": "message_size"} if {
 rcpt_failures contains f if some f in common_failures
 
 rcpt_failures contains {"order": 1, "reason": "recipient_invalid"} if input.rcpt.invalid
+
+# RCPT TO:<> names no mailbox.
+rcpt_failures contains {"order": 1, "reason": "recipient_invalid"} if input.rcpt.null
 
 rcpt_failures contains {"order": 2, "reason": "address_not_ascii"} if {
 	input.rcpt.non_ascii
@@ -261,9 +271,11 @@ sender_allowed(address) if {
 
 # --- end of message -----------------------------------------------------------------------------
 
-eom_failures contains f if some f in common_failures
+# End of message repeats the end-of-headers checks, so an adapter that cannot stop at end of
+# headers still refuses what they refuse.
+eom_failures contains f if some f in headers_failures
 
-eom_failures contains {"order": 1, "reason": "message_size"} if {
+eom_failures contains {"order": 5, "reason": "message_size"} if {
 	is_number(conn.max_message_size)
 	not size_exempt
 	input.message.size > conn.max_message_size

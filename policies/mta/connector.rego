@@ -42,11 +42,9 @@ selected := candidate if {
 	candidate.score == best
 }
 
-# After CONNECT the session carries its connector's name; re-select only if it is unknown
-# (e.g. the configuration was reloaded without it).
-connector_name := input.connector if {
-	data.config.connectors[input.connector]
-} else := selected.connector
+# Selected afresh at every stage from the endpoints: nothing an adapter says can move a session
+# onto another connector, and a reloaded configuration applies at once.
+connector_name := selected.connector
 
 conn := data.config.connectors[connector_name]
 

@@ -167,10 +167,6 @@ auth_offer := conn.sasl if {
 	auth_transport_ok
 } else := []
 
-auth_transport_ok if not conn.auth.basic_require_tls
-
-auth_transport_ok if input.tls.active
-
 size_offer := conn.max_message_size if conn
 
 size_offer := null if not conn

@@ -28,8 +28,34 @@ right_bypass_size := "ms-Exch-Bypass-Message-Size-Limit"
 
 # --- identity ---------------------------------------------------------------------------------
 
-# The session authenticated (at the AUTH stage: this attempt succeeded).
-authenticated if input.auth.result == "success"
+# The session authenticated (at the AUTH stage: this attempt succeeded) in a way this connector
+# accepts, as an identity it knows. Checked at every stage: in milter mode the MTA ran AUTH, and
+# only now does the policy see how.
+authenticated if {
+	input.auth.result == "success"
+	auth_acceptable
+	login_acceptable
+}
+
+auth_acceptable if {
+	conn.auth.basic
+	auth_transport_ok
+	input.auth.mechanism in conn.sasl
+}
+
+# BasicAuthRequireTLS: basic authentication counts only over TLS (RFC 4954 §4).
+auth_transport_ok if not conn.auth.basic_require_tls
+
+auth_transport_ok if input.tls.active
+
+# A login the configuration does not list is accepted only where identities.unlisted_logins
+# says so: otherwise a credential backend's alias could dodge a user's deny entries.
+login_acceptable if data.config.logins[input.auth.login]
+
+login_acceptable if {
+	not data.config.logins[input.auth.login]
+	data.config.unlisted_logins == "authenticated"
+}
 
 login := input.auth.login if authenticated
 

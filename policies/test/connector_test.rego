@@ -38,12 +38,12 @@ test_no_connector_on_unbound_port if {
 	d.reply.code == 554
 }
 
-test_known_connector_from_session_is_reused if {
-	# After CONNECT the session carries its connector; later stages do not re-select.
-	ehlo(with_connector(internet, "Scanner")).connector == "Scanner"
+test_a_connector_named_in_the_input_is_ignored if {
+	# The connector is selected from the endpoints at every stage; nothing else can move a
+	# session onto another connector's rights.
+	ehlo(with_connector(internet, "Scanner")).connector == "Internet"
+	rcpt(with_rcpt(with_connector(internet, "Scanner"), "<user@victim.test>")).reason == "relay_denied"
 }
-
-test_unknown_connector_name_is_reselected if ehlo(with_connector(internet, "Gone")).connector == "Internet"
 
 test_explain_shows_selection if {
 	d := connect(object.union(scanner, {"explain": true}))

@@ -101,6 +101,12 @@ test_externally_secured_strips_organization_but_keeps_routing if {
 	{"op": "remove", "name": "x-ms-exchange-organization-scl"} in d.header_actions
 }
 
+test_eom_repeats_sender_checks if {
+	# An adapter that cannot stop at end of headers still refuses the spoof at end of message.
+	d := eom(anon_strict("<alice@contoso.test>", ["<alice@contoso.test>"]))
+	d.reason == "send_as_denied_anonymous"
+}
+
 test_eom_repeats_header_actions if {
 	d := eom(with_message(with_mail(internet, "<>"), [], names, 1))
 	count(d.header_actions) == 3

@@ -37,6 +37,17 @@ with_message(s, from, names, received) := object.union(s, {"message": {
 	"size": 1000,
 }})
 
+# The fixture config with identities.unlisted_logins: reject.
+cfg_reject := object.union(cfg, {"unlisted_logins": "reject"})
+
+auth_reject(i) := d if {
+	d := data.mta.auth with input as i with data.config as cfg_reject
+}
+
+mail_reject(i) := d if {
+	d := data.mta.mail with input as i with data.config as cfg_reject
+}
+
 # The decision's rights mask as a set of names.
 rights_of(d) := {r | some r, bit in cfg.right_bits; bits.and(d.rights, bit) != 0}
 

@@ -62,6 +62,8 @@ test_own_ip_literal if {
 
 test_invalid_recipient if denied("<not an address>", "recipient_invalid")
 
+test_null_recipient if denied("<>", "recipient_invalid")
+
 test_non_ascii_recipient_without_smtputf8 if {
 	d := rcpt(with_rcpt(internet, "<user@bücher.test>"))
 	d.reason == "address_not_ascii"

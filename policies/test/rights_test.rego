@@ -40,9 +40,26 @@ test_exchange_users if {
 
 test_anonymous_has_no_rights_on_client_connector if connect(client587).rights == 0
 
+test_auth_on_a_connector_without_basic_auth_is_not_honoured if {
+	# Internet offers no AUTH: an authentication the MTA ran anyway (milter mode) counts for nothing.
+	mail(with_auth(with_tls(internet), "alice", "success")).principals == ["anonymous"]
+}
+
+test_auth_before_tls_is_not_honoured_later if {
+	# BasicAuthRequireTLS: a login made over cleartext does not make MAIL authenticated.
+	d := mail(with_mail(with_auth(client587, "alice", "success"), "<alice@contoso.test>"))
+	d.principals == ["anonymous"]
+	d.reason == "submit_denied_anonymous"
+}
+
+test_auth_with_a_mechanism_the_connector_does_not_offer_is_not_honoured if {
+	s := object.union(with_tls(client587), {"auth": {"mechanism": "CRAM-MD5", "login": "alice", "result": "success"}})
+	mail(with_mail(s, "<alice@contoso.test>")).principals == ["anonymous"]
+}
+
 test_authenticated_user_loses_anonymous_rights if {
-	# Internet has only AnonymousUsers: an authenticated session is no longer anonymous.
-	mail(with_auth(internet, "alice", "success")).rights == 0
+	# Strict Internet grants AnonymousUsers only; an authenticated login is no longer anonymous.
+	not "anonymous" in mail(with_mail(with_auth(with_tls(client587), "alice", "success"), "<alice@contoso.test>")).principals
 }
 
 test_externally_secured if {

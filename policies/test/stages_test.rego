@@ -84,6 +84,24 @@ test_auth_without_submit_is_a_failed_logon if {
 	d.reply.code == 535
 }
 
+test_unlisted_login_refused_by_default if {
+	d := auth_reject(with_auth(with_tls(client587), "alice@alias.test", "success"))
+	d.reason == "auth_unknown_identity"
+	d.reply == {"code": 535, "enhanced": "5.7.3", "text": "Authentication unsuccessful"}
+	d.principals == ["anonymous"]
+}
+
+test_unlisted_login_counts_as_a_failed_logon if {
+	s := with_counters(with_auth(with_tls(client587), "alice@alias.test", "success"), {"logon_failures": 3})
+	auth_reject(s).reason == "auth_too_many_failures"
+}
+
+test_unlisted_login_is_anonymous_at_mail if {
+	mail_reject(with_mail(with_auth(with_tls(client587), "alice@alias.test", "success"), "<alice@contoso.test>")).reason == "submit_denied_anonymous"
+}
+
+test_listed_login_unaffected_by_unlisted_setting if auth_reject(with_auth(with_tls(client587), "alice", "success")).decision == "continue"
+
 test_auth_unknown_identity_is_authenticated_user if {
 	d := auth(with_auth(with_tls(client587), "carol@contoso.test", "success"))
 	d.decision == "continue"

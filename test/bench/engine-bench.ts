@@ -64,7 +64,7 @@ function configYaml(set: DataSet): string {
     lines.push(
       `  - name: Relay ${i}`,
       '    usage: custom',
-      '    bindings: ["0.0.0.0:25"]',
+      '    bindings: ["0.0.0.0:25", "[::]:25"]',
       `    remote_ip_ranges: ["10.${i >> 8}.${i & 255}.0/24", "2001:db8:${i.toString(16)}::/48"]`,
       '    permission_groups: [AnonymousUsers]',
       '    extended_rights: [{ principal: anonymous, allow: [ms-Exch-SMTP-Accept-Any-Recipient] }]',
@@ -78,12 +78,11 @@ function stageFacts(set: DataSet): Record<Stage, Facts> {
   const c = Math.floor(set.connectors / 2);
   const d = Math.floor(set.domains / 2);
   const wildcardDomain = Math.floor(d / 10) * 10;
-  const relay: Facts = { local: '192.0.2.1:25', remote: `10.${c >> 8}.${c & 255}.7`, connector: `Relay ${c}` };
-  const internet: Facts = { local: '192.0.2.1:25', remote: '198.51.100.7', connector: 'Internet' };
+  const relay: Facts = { local: '192.0.2.1:25', remote: `10.${c >> 8}.${c & 255}.7` };
+  const internet: Facts = { local: '192.0.2.1:25', remote: '198.51.100.7' };
   const client: Facts = {
     local: '192.0.2.1:587',
     remote: '198.51.100.9',
-    connector: 'Client',
     tls: { version: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384' },
     auth: { mechanism: 'PLAIN', user: 'alice' },
   };
@@ -219,7 +218,7 @@ async function main(): Promise<void> {
         const probe = engine.decide(stage, f);
         if (probe.error !== undefined) throw new Error(`${stage}: ${probe.error.message}`);
         const m = measure(() => engine.decide(stage, f));
-        const input = buildInput(stage, f, { knownConnector: (n) => Object.hasOwn(engine.data.connectors, n) });
+        const input = buildInput(stage, f);
         const wasmOnly = measure(() => wasm.evaluate(`mta/${stage}`, input));
         await writeFile(join(work, `${stage}.json`), JSON.stringify(input));
         const go = opa === null ? null : await opaBench(opa, work, stage);

@@ -1,4 +1,4 @@
-import type { PermissionGroup, Right, WellKnownPrincipal } from './config/types.js';
+import { RIGHTS, type PermissionGroup, type Right, type WellKnownPrincipal } from './config/types.js';
 
 /**
  * Exchange's permission groups expanded into allow ACEs per principal
@@ -30,17 +30,11 @@ const SERVER_CLASS: readonly Right[] = [
   EXCH50,
 ];
 
-/** Internal Exchange-to-Exchange rights, granted to Exchange Servers only (not Ext-Sec). */
-const EXCHANGE_INTERNAL: readonly Right[] = [
-  'ms-Exch-SMTP-Accept-XAttr',
-  'ms-Exch-SMTP-Accept-XProxyFrom',
-  'ms-Exch-SMTP-Accept-XSessionParams',
-  'ms-Exch-SMTP-Accept-XShadow',
-  'ms-Exch-SMTP-Accept-XSysProbe',
-  'ms-Exch-SMTP-Send-XMessageContext-ADRecipientCache',
-  'ms-Exch-SMTP-Send-XMessageContext-ExtendedProperties',
-  'ms-Exch-SMTP-Send-XMessageContext-FastIndex',
-];
+/**
+ * Internal Exchange-to-Exchange rights, granted to Exchange Servers only (not Ext-Sec): the
+ * tail of RIGHTS from Accept-XAttr on.
+ */
+const EXCHANGE_INTERNAL: readonly Right[] = RIGHTS.slice(RIGHTS.indexOf('ms-Exch-SMTP-Accept-XAttr'));
 
 export const PERMISSION_GROUPS: Readonly<
   Record<PermissionGroup, Readonly<Partial<Record<WellKnownPrincipal, readonly Right[]>>>>

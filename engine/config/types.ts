@@ -33,6 +33,7 @@ export const RIGHTS = [
   'ms-Exch-Bypass-Anti-Spam',
   'ms-Exch-Bypass-Message-Size-Limit',
   'ms-Exch-SMTP-Accept-Exch50',
+  // Internal Exchange-to-Exchange rights from here to the end (engine/permissions.ts relies on it).
   'ms-Exch-SMTP-Accept-XAttr',
   'ms-Exch-SMTP-Accept-XProxyFrom',
   'ms-Exch-SMTP-Accept-XSessionParams',

@@ -8,7 +8,7 @@
  * Options: --quick (fewer iterations, no opa), --json FILE (write the figures).
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -34,13 +34,22 @@ interface DataSet {
   readonly connectors: number;
 }
 
-const DATA_SETS: readonly DataSet[] = [
+const ALL_SETS: readonly DataSet[] = [
   { domains: 1, connectors: 1 },
   { domains: 100, connectors: 100 },
   { domains: 10_000, connectors: 1_000 },
   { domains: 10_000, connectors: 1 },
   { domains: 1, connectors: 1_000 },
 ];
+/** `--sets 10000x1000,1x1` runs only those data sets (domains x connectors). */
+const setsFlag = process.argv.indexOf('--sets');
+const DATA_SETS: readonly DataSet[] =
+  setsFlag === -1
+    ? ALL_SETS
+    : (process.argv[setsFlag + 1] ?? '').split(',').map((spec) => {
+        const [domains, connectors] = spec.split('x').map(Number);
+        return { domains: domains ?? 1, connectors: connectors ?? 1 };
+      });
 
 /** A configuration with `domains` accepted domains and `connectors` relay connectors (+ Internet and Client). */
 function configYaml(set: DataSet): string {
@@ -137,6 +146,7 @@ interface GoFigures {
 }
 
 async function opaBench(opa: string, dir: string, stage: Stage): Promise<GoFigures | null> {
+  // dir holds data.json and <stage>.json (the exact input the engine evaluated).
   try {
     const { stdout } = await run(
       opa,
@@ -198,21 +208,22 @@ async function main(): Promise<void> {
       `opa-wasm SDK floor on this machine: constant result ${fmt(floor.trivial.p50, 2)} µs p50; decision-sized constant result ${fmt(floor.sized.p50, 2)} µs p50`,
     );
   }
-  console.log('');
-  console.log('| domains | connectors | stage | decisions/s | p50 µs | p99 µs | of which policy.wasm p50 µs | opa Go p50 µs | opa Go mean µs | Go p50 / engine p50 |');
-  console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|');
+  // Pass 1: every engine measurement, with nothing else running. Pass 2: opa bench on the same
+  // inputs. Interleaving them let the Go runs disturb the next Node measurements.
   const results: Record<string, unknown>[] = [];
-  for (const set of DATA_SETS) {
-    const t0 = Date.now();
-    const config = parseConfig(configYaml(set), `bench-${set.domains}-${set.connectors}.yaml`);
-    const loadMs = Date.now() - t0;
-    const engine = await Engine.create({ config });
-    const wasm = loadWasmPolicy((await readBundle()).wasm);
-    wasm.setData(compileData(config));
-    const facts = stageFacts(set);
-    const work = await mkdtemp(join(tmpdir(), 'mta-bench-'));
-    try {
-      await writeFile(join(work, 'data.json'), JSON.stringify(compileData(config)));
+  const work = await mkdtemp(join(tmpdir(), 'mta-bench-'));
+  try {
+    for (const set of DATA_SETS) {
+      const t0 = Date.now();
+      const config = parseConfig(configYaml(set), `bench-${set.domains}-${set.connectors}.yaml`);
+      const loadMs = Date.now() - t0;
+      const engine = await Engine.create({ config });
+      const wasm = loadWasmPolicy((await readBundle()).wasm);
+      wasm.setData(compileData(config));
+      const facts = stageFacts(set);
+      const dir = join(work, `${set.domains}x${set.connectors}`);
+      await mkdir(dir);
+      await writeFile(join(dir, 'data.json'), JSON.stringify(compileData(config)));
       for (const stage of STAGES) {
         const f = facts[stage];
         const probe = engine.decide(stage, f);
@@ -220,17 +231,30 @@ async function main(): Promise<void> {
         const m = measure(() => engine.decide(stage, f));
         const input = buildInput(stage, f);
         const wasmOnly = measure(() => wasm.evaluate(`mta/${stage}`, input));
-        await writeFile(join(work, `${stage}.json`), JSON.stringify(input));
-        const go = opa === null ? null : await opaBench(opa, work, stage);
-        const ratio = go === null ? null : go.p50 / m.p50;
-        results.push({ ...set, stage, reason: probe.reason, ...m, wasmP50: wasmOnly.p50, go, ratio, configLoadMs: loadMs });
-        console.log(
-          `| ${set.domains} | ${set.connectors} | ${stage} (${probe.reason}) | ${m.perSecond} | ${fmt(m.p50)} | ${fmt(m.p99)} | ${fmt(wasmOnly.p50)} | ${go === null ? '–' : fmt(go.p50)} | ${go === null ? '–' : fmt(go.meanUs)} | ${ratio === null ? '–' : `${fmt(ratio)}×`} |`,
-        );
+        await writeFile(join(dir, `${stage}.json`), JSON.stringify(input));
+        results.push({ ...set, stage, reason: probe.reason, ...m, wasmP50: wasmOnly.p50, go: null, ratio: null, configLoadMs: loadMs, dir });
       }
-    } finally {
-      await rm(work, { recursive: true, force: true });
     }
+    if (opa !== null) {
+      for (const r of results) {
+        const go = await opaBench(opa, r['dir'] as string, r['stage'] as Stage);
+        r['go'] = go;
+        r['ratio'] = go === null ? null : go.p50 / (r['p50'] as number);
+      }
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  console.log('');
+  console.log('| domains | connectors | stage | decisions/s | p50 µs | p99 µs | of which policy.wasm p50 µs | opa Go p50 µs | opa Go mean µs | Go p50 / engine p50 |');
+  console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of results) {
+    const go = r['go'] as GoFigures | null;
+    const ratio = r['ratio'] as number | null;
+    delete r['dir'];
+    console.log(
+      `| ${String(r['domains'])} | ${String(r['connectors'])} | ${String(r['stage'])} (${String(r['reason'])}) | ${String(r['perSecond'])} | ${fmt(r['p50'] as number)} | ${fmt(r['p99'] as number)} | ${fmt(r['wasmP50'] as number)} | ${go === null ? '–' : fmt(go.p50)} | ${go === null ? '–' : fmt(go.meanUs)} | ${ratio === null ? '–' : `${fmt(ratio)}×`} |`,
+    );
   }
   console.log('');
   // Flatness: per stage, largest over smallest p50 across data sets.

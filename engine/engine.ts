@@ -3,7 +3,7 @@ import { readBundle, type LoadedBundle, type Manifest } from './bundle.js';
 import type { Config } from './config/types.js';
 import { compileData, type PolicyData } from './data.js';
 import { parseDecision } from './decision.js';
-import { EngineError, MtaPolicyError } from './errors.js';
+import { MtaPolicyError } from './errors.js';
 import { buildInput, clientIp, type PolicyInput } from './input.js';
 import { REPLY_CATALOGUE } from './replies.js';
 import type { Decision, Facts, Stage } from './types.js';
@@ -95,4 +95,3 @@ function firstConnector(result: unknown): string | null {
   return typeof r === 'string' ? r : null;
 }
 
-export { EngineError };

@@ -319,8 +319,7 @@ function authFacts(auth: unknown): NonNullable<PolicyInput['auth']> {
   return { mechanism: str(auth['mechanism'], 'auth.mechanism').toUpperCase(), login: loginName(auth['user']), result };
 }
 
-export function buildInput(stage: Stage, facts: Facts, options: BuildOptions | boolean = {}): PolicyInput {
-  const opts: BuildOptions = typeof options === 'boolean' ? { explain: options } : options;
+export function buildInput(stage: Stage, facts: Facts, opts: BuildOptions = {}): PolicyInput {
   if (!isRecord(facts)) throw bad('facts must be an object');
   const reads = STAGE_READS[stage];
   const local = endpoint(facts.local, 'local');

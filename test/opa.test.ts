@@ -114,7 +114,7 @@ describe.skipIf(opa === null)('golden agreement: opa eval (Go) and policy.wasm g
 
   it('on every case of the table', async () => {
     const data = compileData(fixtureConfig());
-    const cases = goldenCases().map((c) => ({ stage: c.stage, input: buildInput(c.stage, c.facts, true) as PolicyInput }));
+    const cases = goldenCases().map((c) => ({ stage: c.stage, input: buildInput(c.stage, c.facts, { explain: true }) as PolicyInput }));
     expect(cases.length).toBeGreaterThan(700);
 
     const wasm = loadWasmPolicy((await readBundle()).wasm);

@@ -125,11 +125,6 @@ export function ipToBigInt(ip: string): IpValue {
   return { family: p.family, value: p.value };
 }
 
-/** True when `ip` (a value of the same family) lies in the inclusive range. */
-export function rangeContains(r: ParsedRange, ip: IpValue): boolean {
-  return r.family === ip.family && r.first <= ip.value && ip.value <= r.last;
-}
-
 const RANGE_FORMS = 'write a single IP (192.0.2.1), a CIDR block (192.0.2.0/24) or a range (192.0.2.1-192.0.2.30)';
 
 /**

@@ -1,5 +1,5 @@
 import { domainToASCII } from 'node:url';
-import { canonicalIp } from './config/ip.js';
+import { canonicalIp } from './ip.js';
 
 /**
  * An envelope address, normalised so the Rego never parses strings (connector-model.md §4):

@@ -1,6 +1,6 @@
 import addressparser from 'nodemailer/lib/addressparser';
 import { normaliseDomain, parentDomains, parsePath, type NormalisedAddress } from './address.js';
-import { canonicalIp, parseIp } from './config/ip.js';
+import { canonicalIp, parseIp } from './ip.js';
 import { addressBits } from './data.js';
 import { EngineError } from './errors.js';
 import type { CounterFacts, Facts, HeaderFacts, Stage } from './types.js';

@@ -14,8 +14,8 @@ import {
   parseBinding,
   parseIp,
   parseIpRange,
-} from '../engine/config/ip.js';
-import type { ParsedBinding, ParsedRange, ParseFailure } from '../engine/config/ip.js';
+} from '../engine/ip.js';
+import type { ParsedBinding, ParsedRange, ParseFailure } from '../engine/ip.js';
 import { formatByteSize, parseByteSize } from '../engine/config/units.js';
 import { CONFIG_SCHEMA, RIGHT_PATTERN } from '../engine/config/schema.js';
 import { SCHEMA_FILE, schemaJsonText } from '../engine/config/write-schema.js';

@@ -12,7 +12,7 @@ import type {
   Usage,
   UserIdentity,
 } from './types.js';
-import { allAddresses, formatRange, isParseFailure, parseBinding, parseIpRange } from './ip.js';
+import { allAddresses, formatRange, isParseFailure, parseBinding, parseIpRange } from '../ip.js';
 import { GB, KB, formatByteSize, parseByteSize } from './units.js';
 import type { Context } from './context.js';
 import { REQUIRED_HINTS, code, didYouMean } from './messages.js';

@@ -1,7 +1,7 @@
 /** Normalisation of configured domain names, host names and email addresses. */
 import { normaliseDomain as normaliseEnvelopeDomain } from '../address.js';
-import { isParseFailure } from './ip.js';
-import type { ParseFailure } from './ip.js';
+import { isParseFailure } from '../ip.js';
+import type { ParseFailure } from '../ip.js';
 import { code } from './messages.js';
 
 // ---------------------------------------------------------------------------------------------

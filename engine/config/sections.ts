@@ -1,7 +1,7 @@
 /** Building the server, accepted domains, users and reply overrides from the schema-checked data. */
 import { REPLY_CATALOGUE, isReason } from '../replies.js';
 import type { AcceptedDomain, Dialect, Reply, ServerConfig, UserIdentity } from './types.js';
-import { isParseFailure, parseIp } from './ip.js';
+import { isParseFailure, parseIp } from '../ip.js';
 import type { Context } from './context.js';
 import { REQUIRED_HINTS, code, isRecord } from './messages.js';
 import type { Path } from './messages.js';

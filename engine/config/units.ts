@@ -4,7 +4,7 @@
  * exactly as in Exchange; KiB/MiB/GiB/TiB are accepted as synonyms. Units are case-insensitive
  * and may be separated from the number by spaces. `unlimited` means no limit (null).
  */
-import type { ParseFailure } from './ip.js';
+import type { ParseFailure } from '../ip.js';
 
 export const KB = 1024;
 export const MB = 1024 * KB;

@@ -9,7 +9,7 @@
  * - Values are unsigned bigints: 32-bit for IPv4, 128-bit for IPv6.
  */
 import ipaddr from 'ipaddr.js';
-import { MtaPolicyError } from '../errors.js';
+import { MtaPolicyError } from './errors.js';
 
 export type IpFamily = 4 | 6;
 

@@ -1,4 +1,5 @@
 import { RIGHTS, type Config, type ConnectorConfig, type Reply } from './config/types.js';
+import { ADDRESS_BITS } from './ip.js';
 import { PERMISSION_GROUPS, SERVER_GROUPS } from './permissions.js';
 import { REPLY_CATALOGUE, type CatalogueReply } from './replies.js';
 
@@ -29,6 +30,7 @@ export function compileData(config: Config): { config: PolicyData } {
       selection: compileSelection(config.connectors.filter((c) => c.enabled)),
       replies: compileReplies(config.server.replies),
       right_bits: RIGHT_BITS,
+      right_names: RIGHT_NAMES,
     },
   };
 }
@@ -50,10 +52,19 @@ export interface PolicyData {
   selection: Record<'4' | '6', Record<string, SelectionBinding>>;
   replies: Record<'exchange' | 'rfc', Record<string, CatalogueReply>>;
   right_bits: Readonly<Record<string, number>>;
+  right_names: Readonly<Record<string, string>>;
 }
 
 /** Each right's bit in the decision's `rights` mask (RIGHTS order). */
 export const RIGHT_BITS: Readonly<Record<string, number>> = Object.fromEntries(RIGHTS.map((r, i) => [r, 2 ** i]));
+
+/**
+ * Each right by a stable key the Rego refers to (`ms-Exch-SMTP-Submit` → `smtp_submit`):
+ * derived from RIGHTS, so the Exchange spelling exists once.
+ */
+export const RIGHT_NAMES: Readonly<Record<string, string>> = Object.fromEntries(
+  RIGHTS.map((r) => [r.replace(/^ms-Exch-/, '').toLowerCase().replace(/-/g, '_'), r]),
+);
 
 /** Expand a rights mask to the names, sorted. */
 export function rightsFromBits(mask: number): string[] {
@@ -210,7 +221,6 @@ function compileReplies(overrides: Readonly<Record<string, Reply>>): PolicyData[
 
 // --- connector selection index ---------------------------------------------------------------
 
-const WIDTH = { 4: 32, 6: 128 } as const;
 
 /** Split an inclusive range into the minimal list of CIDR blocks. */
 export function rangeToBlocks(first: bigint, last: bigint, width: number): { network: bigint; length: number }[] {
@@ -233,7 +243,7 @@ export function rangeToBlocks(first: bigint, last: bigint, width: number): { net
 }
 
 export function addressBits(value: bigint, family: 4 | 6): string {
-  return value.toString(2).padStart(WIDTH[family], '0');
+  return value.toString(2).padStart(ADDRESS_BITS[family], '0');
 }
 
 function compileSelection(connectors: readonly ConnectorConfig[]): PolicyData['selection'] {
@@ -277,7 +287,7 @@ function compileSelection(connectors: readonly ConnectorConfig[]): PolicyData['s
   for (const p of pending) {
     const score = ((rank.get(p.size) ?? 0) * 2 + (p.wildcard ? 1 : 0)) * span + p.uid;
     const group = (out[p.family === 4 ? '4' : '6'][p.key] ??= { lengths: [], prefixes: {} });
-    for (const block of rangeToBlocks(p.first, p.last, WIDTH[p.family])) {
+    for (const block of rangeToBlocks(p.first, p.last, ADDRESS_BITS[p.family])) {
       const prefix = addressBits(block.network, p.family).slice(0, block.length);
       const existing = group.prefixes[prefix];
       // The same block can come from two nested ranges: keep the more specific one.

@@ -1,18 +1,39 @@
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { readBundle, type LoadedBundle, type Manifest } from './bundle.js';
 import type { Config } from './config/types.js';
-import { compileData, type PolicyData } from './data.js';
-import { parseDecision } from './decision.js';
-import { MtaPolicyError } from './errors.js';
-import { buildInput, clientIp, type PolicyInput } from './input.js';
+import { MemoryCounters, type Counters } from './counters.js';
+import { compileData, type CompiledConnector, type PolicyData } from './data.js';
+import { parseDecision, parseSessionDoc, type SessionDoc } from './decision.js';
+import { EngineError, MtaPolicyError } from './errors.js';
+import { INPUT_LIMITS, SessionInput, stageInputJson, type StageParts } from './input.js';
+import { listenerSpecs, type ListenerSpec } from './listeners.js';
 import { REPLY_CATALOGUE } from './replies.js';
-import type { Decision, Facts, Stage } from './types.js';
-import { loadWasmPolicy, type WasmPolicy } from './wasm.js';
+import { Session, type SessionInit, type SessionOptions } from './session.js';
+import { isStage, type Decision, type DecisionFor, type Facts, type FactsFor, type Stage } from './types.js';
+import { loadWasmPolicy, loadWasmPolicyAsync, type WasmPolicy } from './wasm.js';
+
+/** The logger the engine writes to: pino's Logger satisfies it. Nothing secret is ever logged. */
+export interface EngineLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  child?(bindings: object): EngineLogger;
+}
 
 export interface EngineOptions {
   readonly config: Config;
   /** A bundle directory (default: the shipped policies/dist), or an already read bundle. */
   readonly bundle?: string | LoadedBundle;
+  /** Decision log (info: one line per decision) and engine failures (error, with the cause). */
+  readonly logger?: EngineLogger;
+  /** Connection and message-rate counters for sessions (default: in memory). */
+  readonly counters?: Counters;
+  /**
+   * Evaluate the session document once per session state and pass it to every stage (default).
+   * `false` makes every stage compute it inline: slower, and only for the equivalence test.
+   */
+  readonly sessionCache?: boolean;
 }
 
 export interface DecideOptions {
@@ -20,72 +41,99 @@ export interface DecideOptions {
   readonly explain?: boolean;
 }
 
+/** A session document and its JSON, as passed to stages. */
+export interface CachedSession {
+  readonly doc: SessionDoc;
+  readonly json: string;
+}
+
+const SESSION_CACHE_LIMIT = 4096;
+
 /**
- * The policy engine: one compiled policy, one configuration, one question per SMTP stage.
- * `decide` never throws and never fails open: any failure becomes a tempfail decision
- * carrying the error's code.
+ * One compiled policy with one configuration: what a decision is evaluated against. Immutable;
+ * `Engine.reload` swaps in a new one, and a session keeps the snapshot it started with.
  */
-export class Engine {
-  readonly config: Config;
-  readonly manifest: Manifest;
-  readonly data: PolicyData;
-  private readonly policy: WasmPolicy;
-  private readonly idPrefix = randomBytes(4).toString('hex');
-  private counter = 0;
+export class Snapshot {
+  private readonly sessions = new Map<string, CachedSession>();
+  readonly listeners: readonly ListenerSpec[];
 
-  private constructor(config: Config, manifest: Manifest, policy: WasmPolicy, data: PolicyData) {
-    this.config = config;
-    this.manifest = manifest;
-    this.policy = policy;
-    this.data = data;
+  constructor(
+    readonly config: Config,
+    readonly manifest: Manifest,
+    private readonly policy: WasmPolicy,
+    private readonly data: PolicyData,
+    readonly cache: boolean,
+  ) {
+    this.listeners = listenerSpecs(config);
   }
 
-  static async create(options: EngineOptions): Promise<Engine> {
-    const bundle = typeof options.bundle === 'object' ? options.bundle : await readBundle(options.bundle);
-    const policy = loadWasmPolicy(bundle.wasm);
-    const data = compileData(options.config);
-    policy.setData(data);
-    return new Engine(options.config, bundle.manifest, policy, data.config);
+  connector(name: string | null): CompiledConnector | undefined {
+    return name === null ? undefined : this.data.connectors[name];
   }
 
-  /** Decide one stage. Never throws: failures become a tempfail with `error` set. */
-  decide(stage: Stage, facts: Facts, options: DecideOptions = {}): Decision {
-    const id = `${this.idPrefix}-${(++this.counter).toString(36)}`;
-    let input: PolicyInput | null = null;
-    try {
-      input = buildInput(stage, facts, { explain: options.explain === true });
-      const result = this.policy.evaluate(`mta/${stage}`, input);
-      const connector = firstConnector(result);
-      return parseDecision(stage, result, {
-        id,
-        fqdn: (connector === null ? undefined : this.data.connectors[connector]?.fqdn) ?? this.data.server.fqdn,
-        clientIp: clientIp(facts),
-      });
-    } catch (e) {
-      return this.failSafe(id, stage, e);
+  /** The session document for this restricted input (evaluated once per distinct input). */
+  sessionDoc(input: SessionInput): CachedSession {
+    let entry = this.sessions.get(input.json);
+    if (entry === undefined) {
+      const doc = parseSessionDoc(this.policy.evaluate('mta/session', input.json));
+      entry = { doc, json: JSON.stringify(doc) };
+      if (this.sessions.size >= SESSION_CACHE_LIMIT) this.sessions.clear();
+      this.sessions.set(input.json, entry);
     }
+    return entry;
+  }
+
+  /** Evaluate one stage. Throws EngineError; `Engine` and `Session` turn that into a tempfail. */
+  evaluate(stage: Stage, facts: Facts, input: SessionInput, cached: CachedSession | null, id: string, explain: boolean, parts: StageParts = {}): Decision {
+    const built = stageInputJson(stage, facts, input, cached === null ? { explain } : { explain, sessionDoc: cached.json }, parts);
+    const result = this.policy.evaluate(`mta/${stage}`, built.json);
+    const connector = cached?.doc.connector ?? firstConnector(result);
+    return parseDecision(stage, result, {
+      id,
+      fqdn: this.connector(connector)?.fqdn ?? this.data.server.fqdn,
+      clientIp: input.connection.remote.ip,
+      session: cached?.doc ?? null,
+      ...(built.message === undefined ? {} : { headerNames: built.message.names }),
+    });
   }
 
   /** The decision used when the engine itself fails: a temporary failure, never an accept. */
-  private failSafe(id: string, stage: Stage, e: unknown): Decision {
+  failSafe(id: string, stage: Stage, e: unknown, connector: string | null): Decision {
     const error =
       e instanceof MtaPolicyError
         ? { code: e.code, message: e.message }
         : { code: 'ENGINE_EVAL_FAILED', message: e instanceof Error ? e.message : String(e) };
     const reason = stage === 'connect' ? 'engine_error_connect' : 'engine_error';
-    // The configured wording when the data has it (overrides are validated to be 4xx).
-    const r = this.data.replies[this.data.server.dialect === 'rfc' ? 'rfc' : 'exchange'][reason] ?? REPLY_CATALOGUE[reason].exchange;
-    return {
+    const conn = this.connector(connector);
+    const dialect = conn?.dialect === 'rfc' || (conn === undefined && this.data.server.dialect === 'rfc') ? 'rfc' : 'exchange';
+    // The connector's override, else the dialect's entry (server overrides included); the
+    // loader only admits 4xx overrides for these reasons.
+    const r = conn?.replies[reason] ?? this.data.replies[dialect][reason] ?? REPLY_CATALOGUE[reason].exchange;
+    const base = {
       id,
       stage,
-      decision: stage === 'connect' ? 'disconnect' : 'tempfail',
+      decision: stage === 'connect' || r.disconnect === true ? 'disconnect' : 'tempfail',
       reason,
       reply: { code: r.code, enhanced: r.enhanced, text: r.text },
-      connector: null,
+      connector: conn === undefined ? null : connector,
       principals: [],
       rights: [],
       error,
-    };
+    } as const;
+    if (stage === 'ehlo') return { ...base, stage, advertise: { starttls: false, auth: [], size: null, require_tls: false, client_certificate: 'none' } };
+    if (stage === 'auth') return { ...base, stage, logon_failure: false };
+    if (stage === 'rcpt') return { ...base, stage, recipient: { address: '', domain: '', accepted_domain_type: null, routed: false } };
+    if (stage === 'headers' || stage === 'eom') {
+      return {
+        ...base,
+        stage,
+        header_actions: [],
+        message_flags: { auth_as: 'Anonymous', bypass_anti_spam: false, accept_authentication_flag: false, bypass_message_size_limit: false },
+        remove_headers: [],
+        add_headers: [],
+      };
+    }
+    return { ...base, stage };
   }
 }
 
@@ -95,3 +143,112 @@ function firstConnector(result: unknown): string | null {
   return typeof r === 'string' ? r : null;
 }
 
+/**
+ * The policy engine: one compiled policy, one configuration, one question per SMTP stage.
+ * `decide` never throws and never fails open: any failure becomes a tempfail decision
+ * carrying the error's code. Adapters drive it through `session()`.
+ */
+export class Engine {
+  private snap: Snapshot;
+  private readonly idPrefix = randomBytes(4).toString('hex');
+  private counter = 0;
+  private readonly logger: EngineLogger | undefined;
+  /** The counters sessions share. */
+  readonly counters: Counters;
+  /** What one decision reads at most; adapters bound their buffers with the same numbers. */
+  readonly limits = INPUT_LIMITS;
+
+  private constructor(snap: Snapshot, options: EngineOptions) {
+    this.snap = snap;
+    this.logger = options.logger;
+    this.counters = options.counters ?? new MemoryCounters();
+  }
+
+  static async create(options: EngineOptions): Promise<Engine> {
+    const bundle = typeof options.bundle === 'object' ? options.bundle : await readBundle(options.bundle);
+    return new Engine(snapshot(options.config, bundle, loadWasmPolicy(bundle.wasm), options.sessionCache !== false), options);
+  }
+
+  /** The bundle's manifest (OPA version, hashes). */
+  get manifest(): Manifest {
+    return this.snap.manifest;
+  }
+
+  /** The listeners the configuration describes (bindings per connector, TLS, SIZE, AUTH). */
+  get listeners(): readonly ListenerSpec[] {
+    return this.snap.listeners;
+  }
+
+  /** The configuration in force (read-only). */
+  get config(): Config {
+    return this.snap.config;
+  }
+
+  /**
+   * Swap in a new configuration (and optionally bundle). Everything is loaded and validated
+   * before the swap, off the decision path; on any error the running snapshot stays. Sessions
+   * already open keep the snapshot they started with.
+   */
+  async reload(config: Config, bundle?: string | LoadedBundle): Promise<void> {
+    const b = typeof bundle === 'object' ? bundle : await readBundle(bundle);
+    const policy = await loadWasmPolicyAsync(b.wasm);
+    const next = snapshot(config, b, policy, this.snap.cache);
+    // A smoke decision: a bundle that cannot answer must not replace one that can.
+    const probe = next.sessionDoc(SessionInput.fromFacts({ local: '127.0.0.1:25', remote: '127.0.0.1' }));
+    void probe;
+    this.snap = next;
+    this.logger?.info({ connectors: config.connectors.length, opa: b.manifest.opa_version }, 'configuration reloaded');
+  }
+
+  private nextId(): string {
+    return `${this.idPrefix}-${(++this.counter).toString(36)}`;
+  }
+
+  /** Open a session for one SMTP connection (see engine/session.ts). */
+  session(init: SessionInit, options: SessionOptions = {}): Session {
+    const env = {
+      nextId: () => this.nextId(),
+      log: (d: Decision, t0: number, bindings: object) => this.log(d, t0, bindings),
+      counters: this.counters,
+      timed: this.logger !== undefined,
+    };
+    return new Session(this.snap, env, init, options);
+  }
+
+  /** Decide one stage from stand-alone facts. Never throws: failures become a tempfail with `error` set. */
+  decide<S extends Stage>(stage: S, facts: FactsFor<S>, options: DecideOptions = {}): DecisionFor<S> {
+    const snap = this.snap;
+    const id = this.nextId();
+    const t0 = this.logger === undefined ? 0 : performance.now();
+    let connector: string | null = null;
+    let d: Decision;
+    try {
+      if (!isStage(stage)) throw new EngineError('ENGINE_STAGE_UNKNOWN', `unknown stage ${JSON.stringify(String(stage)).slice(0, 40)} (one of connect, ehlo, auth, mail, rcpt, headers, eom)`);
+      const input = SessionInput.fromFacts(facts as Facts);
+      const cached = snap.cache ? snap.sessionDoc(input) : null;
+      connector = cached?.doc.connector ?? null;
+      d = snap.evaluate(stage, facts as Facts, input, cached, id, options.explain === true);
+    } catch (e) {
+      d = snap.failSafe(id, isStage(stage) ? stage : 'mail', e, connector);
+    }
+    this.log(d, t0);
+    return d as DecisionFor<S>;
+  }
+
+  /** Log one decision (and the cause of a failure). */
+  private log(d: Decision, t0: number, bindings: object = {}): void {
+    if (this.logger === undefined) return;
+    const line = { ...bindings, decision: d.id, stage: d.stage, connector: d.connector, verdict: d.decision, reason: d.reason, code: d.reply.code, ms: Number((performance.now() - t0).toFixed(3)) };
+    if (d.error !== undefined) this.logger.error({ ...line, err: d.error }, 'engine failure: tempfail');
+    else this.logger.info(line, 'decision');
+  }
+}
+
+function snapshot(config: Config, bundle: LoadedBundle, policy: WasmPolicy, cache: boolean): Snapshot {
+  const data = compileData(config);
+  policy.setData(data);
+  if (!policy.entrypoints.includes('mta/session')) {
+    throw new EngineError('ENGINE_BUNDLE_ENTRYPOINTS', `${bundle.dir}: bundle lacks entrypoint mta/session`);
+  }
+  return new Snapshot(config, bundle.manifest, policy, data.config, cache);
+}

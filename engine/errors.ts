@@ -56,7 +56,8 @@ export type EngineErrorCode =
   | 'ENGINE_DECISION_MULTIPLE'
   | 'ENGINE_DECISION_MALFORMED'
   | 'ENGINE_INPUT_INVALID'
-  | 'ENGINE_STAGE_UNKNOWN';
+  | 'ENGINE_STAGE_UNKNOWN'
+  | 'ENGINE_SESSION_SEQUENCE';
 
 /** The policy engine could not produce a valid decision. Adapters turn this into a tempfail. */
 export class EngineError extends MtaPolicyError {

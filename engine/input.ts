@@ -1,24 +1,35 @@
-import addressparser from 'nodemailer/lib/addressparser';
 import { normaliseDomain, parentDomains, parsePath, type NormalisedAddress } from './address.js';
-import { canonicalIp, parseIp } from './ip.js';
-import { addressBits } from './data.js';
 import { EngineError } from './errors.js';
-import type { CounterFacts, Facts, HeaderFacts, Stage } from './types.js';
+import { addressBits } from './data.js';
+import { canonicalIp, parseIp } from './ip.js';
+import { fromHeaderMailboxes, isFieldName } from './message.js';
+import type { AuthFacts, ConnectFacts, CounterFacts, Facts, HeaderFacts, Stage, TlsFacts } from './types.js';
+import { asciiLower, asciiUpper, isRecord } from './util.js';
 
 /**
  * Facts → policy input. Pure. Everything that needs parsing is parsed here (endpoints,
- * addresses, IDNs, header From, certificate names) so the Rego only compares and looks up.
+ * addresses, IDNs, header senders, certificate names) so the Rego only compares and looks up.
  * Inputs are bounded: oversized facts are refused (the engine then tempfails), never truncated,
  * because a truncated header list could let a forged trust header through the firewall.
+ *
+ * The input is assembled as JSON text from fragments serialised once (per session, per
+ * transaction, per address), since serialising and parsing JSON is a large part of a
+ * decision's cost. Two shapes:
+ *   - the session input (`mta/session`): `connection` with the client's address bits, `tls`
+ *     (only `active`) and `auth` — exactly what the session document may depend on, and the
+ *     engine's cache key for it;
+ *   - a stage input: `stage`, the cached session document as `session` (or, in inline mode,
+ *     the session input's fields so the Rego computes it itself), and the stage's own facts.
  */
 
-/** Caps on what one decision reads. */
+/** Caps on what one decision reads; adapters bound their buffers with the same numbers. */
 export const INPUT_LIMITS = {
   headerFields: 2000,
   /** One header field's value (folded lines included). */
   headerValueBytes: 65536,
   /** The whole header block, when the adapter does not say. */
   headerBytes: 1048576,
+  /** Mailboxes across From, Sender, Resent-From and Resent-Sender. */
   fromAddresses: 100,
   certNames: 100,
   stringLength: 4096,
@@ -26,7 +37,7 @@ export const INPUT_LIMITS = {
 
 /**
  * An address as the policy reads it: booleans appear only when true, to keep the JSON that
- * crosses into WASM small (its size dominates evaluation cost).
+ * crosses into WASM small.
  */
 export interface PolicyAddress {
   domain: string;
@@ -51,11 +62,7 @@ function toPolicyAddress(a: NormalisedAddress): PolicyAddress {
   return out;
 }
 
-/**
- * Adapters ask about the same endpoints and the same MAIL FROM many times per session;
- * normalising them (IDNA, IP parsing) costs more than the policy evaluation, so results are
- * memoised. Bounded: a full cache is simply cleared.
- */
+/** A bounded memo: a full cache is simply cleared. Keys are the raw strings as received. */
 class Memo<V> {
   private readonly map = new Map<string, V>();
   constructor(private readonly limit: number) {}
@@ -70,49 +77,6 @@ class Memo<V> {
   }
 }
 
-const addressMemo = new Memo<PolicyAddress>(4096);
-const endpointMemo = new Memo<{ ip: string; port: number } | string>(4096);
-const remoteMemo = new Memo<{ ip: string; family: '4' | '6'; bits: string } | null>(4096);
-
-export function policyAddress(raw: string): PolicyAddress {
-  return addressMemo.get(raw, () => toPolicyAddress(parsePath(raw)));
-}
-
-/**
- * The policy input. Only what the stage reads is sent; absent means false / zero / none.
- */
-export interface PolicyInput {
-  /** For extension rules; the shipped policy knows its stage from the entrypoint. */
-  stage: Stage;
-  explain?: true;
-  /** The connector is selected from these at every stage; nothing the adapter says overrides it. */
-  connection: {
-    local: { ip: string; port: number };
-    remote: { family: '4' | '6'; bits: string };
-  };
-  tls?: { active: true; client_cert?: ClientCertInput };
-  helo?: { name: string; present: boolean; valid: boolean };
-  auth?: { mechanism: string; login: string; result: 'success' | 'failure' | 'tempfail' };
-  counters?: Partial<Record<keyof CounterFacts, number>>;
-  mail?: { address: PolicyAddress; size?: number; smtputf8?: true };
-  rcpt?: PolicyAddress;
-  accepted_rcpt_count?: number;
-  message?: {
-    from: PolicyAddress[];
-    header_names: string[];
-    received_count: number;
-    header_size: number;
-    size: number;
-  };
-}
-
-interface ClientCertInput {
-  present: boolean;
-  verified: boolean;
-  /** Names the certificate covers: each DNS name and its parent domains. */
-  names: Record<string, true>;
-}
-
 function bad(message: string): EngineError {
   return new EngineError('ENGINE_INPUT_INVALID', message);
 }
@@ -125,92 +89,117 @@ function str(value: unknown, what: string): string {
 
 function count(value: unknown, what: string): number {
   if (value === undefined || value === null) return 0;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw bad(`${what} must be a non-negative integer`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw bad(`${what} must be a non-negative integer`);
   return value;
 }
 
-/** `ip:port`, `[v6]:port`, or a bare IP (port 0). */
-export function parseEndpoint(value: Facts['local'] | Facts['remote'], what: string): { ip: string; port: number } {
+// --- addresses ---------------------------------------------------------------------------------
+
+/** A parsed address and its JSON text. */
+interface AddressEntry {
+  readonly address: PolicyAddress;
+  readonly json: string;
+}
+
+const addressMemo = new Memo<AddressEntry>(4096);
+const senderMemo = new Memo<AddressEntry>(4096);
+
+function addressEntry(raw: string, sender: boolean): AddressEntry {
+  return (sender ? senderMemo : addressMemo).get(raw, () => {
+    const parsed = parsePath(raw);
+    // A reverse-path names one mailbox: several `@` (which RCPT flags as routing) make it invalid.
+    const address = toPolicyAddress(sender && parsed.valid && parsed.routing.multiple_at ? { ...parsed, valid: false } : parsed);
+    return { address, json: JSON.stringify(address) };
+  });
+}
+
+/** An envelope recipient (or any path) as the policy reads it. */
+export function policyAddress(raw: string): PolicyAddress {
+  return addressEntry(raw, false).address;
+}
+
+/** A reverse-path (MAIL FROM): several `@` make it invalid rather than routed. */
+export function policySender(raw: string): PolicyAddress {
+  return addressEntry(raw, true).address;
+}
+
+// --- the session part: endpoints, TLS, AUTH ----------------------------------------------------
+
+export interface ConnectionInput {
+  readonly local: { readonly ip: string; readonly port: number };
+  readonly remote: { readonly ip: string; readonly family: '4' | '6'; readonly bits: string };
+}
+
+/**
+ * `ip:port` or `[v6]:port` (port required), a bare IP (port 0, remote only), or an object.
+ */
+export function parseEndpoint(value: unknown, what: 'local' | 'remote'): { ip: string; port: number } {
   let ipText: string;
-  let port: number;
-  if (typeof value === 'object' && value !== null) {
-    ipText = str(value.ip, `${what}.ip`);
-    port = value.port === undefined ? 0 : count(value.port, `${what}.port`);
+  let port: number | undefined;
+  if (isRecord(value)) {
+    ipText = str(value['ip'], `${what}.ip`);
+    port = value['port'] === undefined ? undefined : count(value['port'], `${what}.port`);
   } else {
     const text = str(value, what).trim();
-    const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
-    const v4 = /^([0-9.]+):(\d+)$/.exec(text);
+    const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(text);
+    const v4 = /^([0-9.]+):(\d{1,5})$/.exec(text);
     if (bracketed !== null) {
       ipText = bracketed[1] ?? '';
-      port = bracketed[2] === undefined ? 0 : Number(bracketed[2]);
+      port = bracketed[2] === undefined ? undefined : Number(bracketed[2]);
     } else if (v4 !== null) {
       ipText = v4[1] ?? '';
       port = Number(v4[2]);
     } else {
       ipText = text;
-      port = 0;
     }
   }
   const ip = canonicalIp(ipText);
-  if (ip === null) throw bad(`${what}: "${ipText}" is not an IP address`);
-  if (port > 65535) throw bad(`${what}: port ${port} is out of range`);
-  return { ip, port };
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function headerList(headers: HeaderFacts | undefined | null): [string, string][] {
-  if (headers === undefined || headers === null) return [];
-  if (!Array.isArray(headers) && !isRecord(headers)) throw bad('headers must be an object or a list of [name, value] pairs');
-  const out: [string, string][] = [];
-  const push = (name: unknown, value: unknown): void => {
-    if (out.length >= INPUT_LIMITS.headerFields) throw bad(`more than ${INPUT_LIMITS.headerFields} header fields`);
-    if (typeof value !== 'string') throw bad(`header ${String(name)} must have a string value`);
-    if (Buffer.byteLength(value) > INPUT_LIMITS.headerValueBytes) throw bad(`header ${String(name)} is longer than ${INPUT_LIMITS.headerValueBytes} bytes`);
-    out.push([str(name, 'header name'), value]);
-  };
-  if (Array.isArray(headers)) {
-    for (const pair of headers as readonly unknown[]) {
-      if (!Array.isArray(pair) || pair.length !== 2) throw bad('headers must be [name, value] pairs');
-      push(pair[0], pair[1]);
-    }
-  } else {
-    for (const [name, value] of Object.entries(headers)) {
-      if (Array.isArray(value)) for (const v of value as readonly unknown[]) push(name, v);
-      else push(name, value);
-    }
+  if (ip === null) throw bad(`${what}: "${ipText.slice(0, 64)}" is not an IP address`);
+  if (port !== undefined && port > 65535) throw bad(`${what}: port ${port} is out of range`);
+  // The local port selects the connector: without it no connector can match, and guessing one
+  // (or answering "no connector") would be wrong. It is the adapter's error: a tempfail.
+  if (what === 'local' && (port === undefined || port === 0)) {
+    throw bad(`local: "${typeof value === 'string' ? value.slice(0, 64) : ip}" has no port (write ip:port; the port selects the connector)`);
   }
-  return out;
+  return { ip, port: port ?? 0 };
 }
 
-/** An address the policy must refuse: what a From mailbox without an address becomes. */
-const UNUSABLE: PolicyAddress = { domain: '', key: '', parents: [], invalid: true };
+const connectionMemo = new Memo<ConnectionInput | string>(4096);
 
-const fromMemo = new Memo<string[]>(1024);
-
-/** The mailboxes of one From header value (groups flattened); unparseable text stays as written. */
-function fromMailboxes(value: string): string[] {
-  const parse = (): string[] => {
-    const parsed = addressparser(value, { flatten: true });
-    const list = Array.isArray(parsed) ? parsed : [parsed];
-    return list.length === 0 ? [value] : list.map((entry) => entry.address ?? '');
+/** The parsed endpoints (memoised on the raw strings). Throws EngineError. */
+export function parseConnection(local: unknown, remote: unknown): ConnectionInput {
+  const build = (): ConnectionInput => {
+    const l = parseEndpoint(local, 'local');
+    const r = parseEndpoint(remote, 'remote');
+    const numeric = parseIp(r.ip);
+    const lfam = parseIp(l.ip)?.family;
+    if (numeric === null || lfam === undefined) throw bad('unparseable endpoint');
+    if (lfam !== numeric.family) throw bad(`local ${l.ip} and remote ${r.ip} are of different address families`);
+    const bits = addressBits(numeric.value, numeric.family);
+    return { local: l, remote: { ip: r.ip, family: numeric.family === 4 ? '4' : '6', bits } };
   };
-  // Memoise only ordinary values: a huge From must not pin memory.
-  return value.length <= 1024 ? fromMemo.get(value, parse) : parse();
+  if (typeof local !== 'string' || typeof remote !== 'string') return build();
+  const r = connectionMemo.get(`${local} ${remote}`, () => {
+    try {
+      return build();
+    } catch (e) {
+      return (e as Error).message;
+    }
+  });
+  if (typeof r === 'string') throw bad(r);
+  return r;
 }
 
-function fromAddresses(values: string[]): PolicyAddress[] {
-  const out: PolicyAddress[] = [];
-  for (const value of values) {
-    for (const mailbox of fromMailboxes(value)) {
-      if (out.length >= INPUT_LIMITS.fromAddresses) throw bad(`more than ${INPUT_LIMITS.fromAddresses} From addresses`);
-      // A From mailbox is never the null sender: no address (`From: ceo`) is a refusal.
-      out.push(mailbox.trim() === '' ? UNUSABLE : policyAddress(mailbox));
-    }
-  }
-  return out;
+export interface ClientCertInput {
+  readonly present: true;
+  readonly verified: boolean;
+  /** Names the certificate covers: each DNS name and its parent domains. */
+  readonly names: Readonly<Record<string, true>>;
+}
+
+export interface TlsInput {
+  readonly active: true;
+  readonly client_cert?: ClientCertInput;
 }
 
 /** The CN of a subject DN (RFC 4514 or OpenSSL /-form); an escaped separator is not an RDN start. */
@@ -219,15 +208,16 @@ const SUBJECT_CN = /(?:^|(?<!\\)[,/+])\s*CN=((?:\\.|[^,/+\\])+)/i;
 function certNames(cert: unknown): ClientCertInput | undefined {
   if (cert === undefined || cert === null) return undefined;
   if (!isRecord(cert)) throw bad('tls.client_cert must be an object');
-  let dns: unknown[] = cert['san_dns'] === undefined ? [] : (cert['san_dns'] as unknown[]);
+  let dns: unknown = cert['san_dns'] === undefined ? [] : cert['san_dns'];
   if (!Array.isArray(dns)) throw bad('tls.client_cert.san_dns must be a list of names');
   if (dns.length === 0 && cert['subject'] !== undefined) {
     const cn = SUBJECT_CN.exec(str(cert['subject'], 'tls.client_cert.subject'));
     if (cn?.[1] !== undefined) dns = [cn[1].trim()];
   }
-  if (dns.length > INPUT_LIMITS.certNames) throw bad(`more than ${INPUT_LIMITS.certNames} certificate names`);
+  const list = dns as unknown[];
+  if (list.length > INPUT_LIMITS.certNames) throw bad(`more than ${INPUT_LIMITS.certNames} certificate names`);
   const names: Record<string, true> = {};
-  for (const name of dns) {
+  for (const name of list) {
     const domain = normaliseDomain(str(name, 'certificate name').replace(/^\*\./, ''));
     if (domain === null) continue;
     names[domain] = true;
@@ -236,11 +226,121 @@ function certNames(cert: unknown): ClientCertInput | undefined {
   return { present: true, verified: cert['verified'] === true, names };
 }
 
-function paramValue(params: unknown, key: string): unknown {
-  if (params === undefined || params === null) return undefined;
+/** Cleartext is `tls` absent, null or false; TLS is an object, nothing else. */
+export function tlsInput(tls: TlsFacts | null | undefined | false): TlsInput | null {
+  const t: unknown = tls;
+  if (t === undefined || t === null || t === false) return null;
+  if (!isRecord(t)) throw bad('tls must be an object (or null / false for cleartext)');
+  const cert = certNames(t['client_cert']);
+  // Version and cipher are not read by the policy; only the fact of TLS and the client certificate.
+  return cert === undefined ? { active: true } : { active: true, client_cert: cert };
+}
+
+export interface AuthInput {
+  readonly mechanism: string;
+  readonly login: string;
+  readonly result: 'success' | 'failure' | 'tempfail';
+  readonly mta?: true;
+}
+
+/** A login as the credential check saw it; empty, padded or control characters are refused. */
+function loginName(value: unknown): string {
+  const login = str(value, 'auth.user');
+  // eslint-disable-next-line no-control-regex
+  if (login === '' || login !== login.trim() || /[\x00-\x1f\x7f]/.test(login)) {
+    throw bad('auth.user must be a non-empty login without surrounding spaces or control characters');
+  }
+  return asciiLower(login);
+}
+
+export function authInput(auth: AuthFacts | null | undefined): AuthInput | null {
+  const a: unknown = auth;
+  if (a === undefined || a === null) return null;
+  if (!isRecord(a)) throw bad('auth must be an object {mechanism, user, result}');
+  const result = a['result'] === undefined ? 'success' : a['result'];
+  if (result !== 'success' && result !== 'failure' && result !== 'tempfail') {
+    throw bad('auth.result must be "success", "failure" or "tempfail"');
+  }
+  if (a['by_mta'] !== undefined && typeof a['by_mta'] !== 'boolean') throw bad('auth.by_mta must be true or false');
+  const out: AuthInput = { mechanism: asciiUpper(str(a['mechanism'], 'auth.mechanism')), login: loginName(a['user']), result };
+  return a['by_mta'] === true ? { ...out, mta: true } : out;
+}
+
+/**
+ * What the session document is computed from, serialised once: the engine's cache key and the
+ * whole input of `mta/session`.
+ */
+export class SessionInput {
+  /** JSON of the restricted input `{connection, tls?, auth?}`. */
+  readonly json: string;
+  /** `"connection":…` as stages see it (no address bits). */
+  readonly stageConnection: string;
+  /** `"tls":…` with the client certificate, or '' for cleartext. */
+  readonly stageTls: string;
+  /** `"auth":…` or ''. */
+  readonly stageAuth: string;
+  /** Inline mode: the session input's fields for a stage input. */
+  readonly inline: string;
+
+  constructor(
+    readonly connection: ConnectionInput,
+    readonly tls: TlsInput | null,
+    readonly auth: AuthInput | null,
+  ) {
+    const conn = JSON.stringify(connection);
+    const restricted = [`"connection":${conn}`];
+    if (tls !== null) restricted.push('"tls":{"active":true}');
+    this.stageAuth = auth === null ? '' : `"auth":${JSON.stringify(auth)}`;
+    if (auth !== null) restricted.push(this.stageAuth);
+    this.json = `{${restricted.join(',')}}`;
+    const { local, remote } = connection;
+    this.stageConnection = `"connection":${JSON.stringify({ local, remote: { ip: remote.ip, family: remote.family } })}`;
+    this.stageTls = tls === null ? '' : `"tls":${JSON.stringify(tls)}`;
+    this.inline = [`"connection":${conn}`, this.stageTls, this.stageAuth].filter((s) => s !== '').join(',');
+  }
+
+  static fromFacts(facts: ConnectFacts & { readonly auth?: AuthFacts | null }): SessionInput {
+    if (!isRecord(facts)) throw bad('facts must be an object');
+    return new SessionInput(parseConnection(facts.local, facts.remote), tlsInput(facts.tls), authInput(facts.auth));
+  }
+}
+
+// --- the stage part ----------------------------------------------------------------------------
+
+function helo(value: unknown): string {
+  const name = str(value, 'helo').trim();
+  const literal = /^\[(?:ipv6:)?([^\]]+)\]$/i.exec(name);
+  const valid = name !== '' && (literal === null ? normaliseDomain(name) !== null : canonicalIp(literal[1] ?? '') !== null);
+  return JSON.stringify({ name, present: name !== '', valid });
+}
+
+const COUNTER_KEYS = ['logon_failures', 'connections_from_source', 'connections_total', 'messages_last_minute'] as const;
+
+function counters(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  if (!isRecord(value)) throw bad('counters must be an object');
+  for (const key of Object.keys(value)) {
+    if (!(COUNTER_KEYS as readonly string[]).includes(key)) throw bad(`counters.${key} is not a counter (${COUNTER_KEYS.join(', ')})`);
+  }
+  const parts: string[] = [];
+  for (const key of COUNTER_KEYS) {
+    const n = count(value[key], `counters.${key}`);
+    if (n > 0) parts.push(`"${key}":${n}`);
+  }
+  return parts.length === 0 ? '' : `"counters":{${parts.join(',')}}`;
+}
+
+/** MAIL FROM parameters by upper-case keyword; a keyword given twice (in any case) is refused. */
+function mailParams(params: unknown): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  if (params === undefined || params === null) return out;
   if (!isRecord(params)) throw bad('mail_params must be an object');
-  for (const [k, v] of Object.entries(params)) if (k.toUpperCase() === key) return v;
-  return undefined;
+  for (const [k, v] of Object.entries(params)) {
+    const key = asciiUpper(k);
+    if (out.has(key)) throw bad(`mail_params: ${key} is given twice`);
+    out.set(key, v);
+  }
+  return out;
 }
 
 /** SIZE=<digits> (RFC 1870); a number is accepted as is. */
@@ -258,141 +358,200 @@ function keywordParam(value: unknown, name: string): boolean {
   throw bad(`${name} takes no value`);
 }
 
-/** What each stage reads (beyond endpoints, TLS, AUTH and counters), and what it cannot do without. */
-const STAGE_READS: Record<Stage, { helo?: true; mail?: 'required'; rcpt?: 'required'; message?: true }> = {
+/** `"mail":…` for a transaction. */
+export function mailJson(mailFrom: unknown, params: unknown): string {
+  const address = addressEntry(str(mailFrom, 'mail_from'), true).json;
+  const p = mailParams(params);
+  const size = sizeParam(p.get('SIZE'));
+  const utf8 = keywordParam(p.get('SMTPUTF8'), 'SMTPUTF8');
+  return `"mail":{"address":${address}${size === undefined ? '' : `,"size":${size}`}${utf8 ? ',"smtputf8":true' : ''}}`;
+}
+
+function headerList(headers: HeaderFacts | undefined | null): [string, string][] {
+  if (headers === undefined || headers === null) return [];
+  if (!Array.isArray(headers) && !isRecord(headers)) throw bad('headers must be an object or a list of [name, value] pairs');
+  const out: [string, string][] = [];
+  const push = (name: unknown, value: unknown): void => {
+    if (out.length >= INPUT_LIMITS.headerFields) throw bad(`more than ${INPUT_LIMITS.headerFields} header fields`);
+    if (typeof value !== 'string') throw bad(`header ${String(name).slice(0, 64)} must have a string value`);
+    if (Buffer.byteLength(value) > INPUT_LIMITS.headerValueBytes) throw bad(`header ${String(name).slice(0, 64)} is longer than ${INPUT_LIMITS.headerValueBytes} bytes`);
+    out.push([str(name, 'header name'), value]);
+  };
+  if (Array.isArray(headers)) {
+    for (const pair of headers as readonly unknown[]) {
+      if (!Array.isArray(pair) || pair.length !== 2) throw bad('headers must be [name, value] pairs');
+      push(pair[0], pair[1]);
+    }
+  } else {
+    for (const [name, value] of Object.entries(headers)) {
+      if (Array.isArray(value)) for (const v of value as readonly unknown[]) push(name, v);
+      else push(name, value);
+    }
+  }
+  return out;
+}
+
+/** The sender header fields RFC 5322 §3.6.2 / §3.6.6 defines: every mailbox in them is checked. */
+const SENDER_FIELDS: Readonly<Record<string, 'list' | 'single'>> = {
+  from: 'list',
+  sender: 'single',
+  'resent-from': 'list',
+  'resent-sender': 'single',
+};
+
+export interface MessageSummary {
+  /** `"message":…` */
+  readonly json: string;
+  /** Lower-case names of the fields present. */
+  readonly names: ReadonlySet<string>;
+  readonly headerSize: number;
+}
+
+/**
+ * The header block as the policy reads it. A field name that is not RFC 5322 ftext, or a
+ * sender field that is not a clean mailbox list, marks the message `invalid` (refused by the
+ * policy, `header_invalid`): such a field is never canonicalised or half-read.
+ */
+export function messageSummary(headersFact: HeaderFacts | undefined, headerSizeFact: unknown, messageSizeFact: unknown, needSize: boolean): MessageSummary {
+  const headers = headerList(headersFact);
+  const names = new Set<string>();
+  let received = 0;
+  let headerBytes = 2; // the empty line ending the header block
+  let invalid = false;
+  const from: string[] = [];
+  for (const [name, value] of headers) {
+    headerBytes += Buffer.byteLength(name) + Buffer.byteLength(value) + 4; // "Name: value\r\n"
+    if (!isFieldName(name)) {
+      invalid = true;
+      continue;
+    }
+    const lower = asciiLower(name);
+    names.add(lower);
+    if (lower === 'received') received++;
+    const kind = SENDER_FIELDS[lower];
+    if (kind !== undefined) {
+      const mailboxes = fromHeaderMailboxes(value, kind === 'single');
+      if (mailboxes === null) invalid = true;
+      else {
+        for (const m of mailboxes) {
+          if (from.length >= INPUT_LIMITS.fromAddresses) throw bad(`more than ${INPUT_LIMITS.fromAddresses} sender mailboxes`);
+          from.push(addressEntry(m, true).json);
+        }
+      }
+    }
+  }
+  let headerSize = headerBytes;
+  if (headerSizeFact !== undefined && headerSizeFact !== null) {
+    headerSize = count(headerSizeFact, 'header_size');
+    if (headerSize < headerBytes) throw bad(`header_size ${headerSize} is smaller than the ${headerBytes} bytes of the headers given`);
+  } else if (headerBytes > INPUT_LIMITS.headerBytes) {
+    throw bad(`the header block is larger than ${INPUT_LIMITS.headerBytes} bytes`);
+  }
+  let size = 0;
+  if (needSize) {
+    if (messageSizeFact === undefined || messageSizeFact === null) throw bad('the eom stage needs message_size');
+    size = count(messageSizeFact, 'message_size');
+    if (size < headerSize) throw bad(`message_size ${size} is smaller than the header block (${headerSize} bytes)`);
+  } else if (messageSizeFact !== undefined && messageSizeFact !== null) {
+    size = count(messageSizeFact, 'message_size');
+  }
+  const json =
+    `"message":{"from":[${from.join(',')}],"header_names":${JSON.stringify([...names].sort())},` +
+    `"received_count":${received},"header_size":${headerSize},"size":${size}${invalid ? ',"invalid":true' : ''}}`;
+  return { json, names, headerSize };
+}
+
+/** What each stage reads beyond the session part. */
+const STAGE_READS: Record<Stage, { helo?: true; mail?: true; rcpt?: true; message?: 'headers' | 'eom' }> = {
   connect: {},
   ehlo: { helo: true },
   auth: {},
-  mail: { mail: 'required' },
-  rcpt: { mail: 'required', rcpt: 'required' },
-  headers: { mail: 'required', message: true },
-  eom: { mail: 'required', message: true },
+  mail: { mail: true },
+  rcpt: { mail: true, rcpt: true },
+  headers: { mail: true, message: 'headers' },
+  eom: { mail: true, message: 'eom' },
 };
+
+export interface StageParts {
+  /** `"mail":…` when the caller already has it (a session's transaction). */
+  readonly mail?: string;
+  /** The message summary when the caller already has it. */
+  readonly message?: MessageSummary;
+}
 
 export interface BuildOptions {
   readonly explain?: boolean;
+  /** The session document's JSON: cached mode. Absent: inline mode (the Rego computes it). */
+  readonly sessionDoc?: string;
 }
 
-function endpoint(value: unknown, what: string): { ip: string; port: number } {
-  if (typeof value !== 'string') return parseEndpoint(value as Facts['local'], what);
-  const r = endpointMemo.get(`${what} ${value}`, () => {
-    try {
-      return parseEndpoint(value, what);
-    } catch (e) {
-      return (e as Error).message;
-    }
-  });
-  if (typeof r === 'string') throw bad(r);
-  return r;
-}
-
-function remoteAddress(ip: string): { ip: string; family: '4' | '6'; bits: string } {
-  const r = remoteMemo.get(ip, () => {
-    const numeric = parseIp(ip);
-    return numeric === null ? null : { ip, family: numeric.family === 4 ? '4' : '6', bits: addressBits(numeric.value, numeric.family) };
-  });
-  if (r === null) throw bad(`remote: "${ip}" is not an IP address`);
-  return r;
-}
-
-/** The client's canonical IP (memoised). Throws EngineError for garbage. */
-export function clientIp(facts: Facts): string {
-  return endpoint(facts.remote, 'remote').ip;
-}
-
-/** A login as the credential check saw it; empty, padded or control characters are refused. */
-function loginName(value: unknown): string {
-  const login = str(value, 'auth.user');
-  // eslint-disable-next-line no-control-regex
-  if (login === '' || login !== login.trim() || /[\x00-\x1f\x7f]/.test(login)) {
-    throw bad('auth.user must be a non-empty login without surrounding spaces or control characters');
-  }
-  return login.toLowerCase();
-}
-
-function authFacts(auth: unknown): NonNullable<PolicyInput['auth']> {
-  if (!isRecord(auth)) throw bad('auth must be an object {mechanism, user, result}');
-  const result = auth['result'] === undefined ? 'success' : auth['result'];
-  if (result !== 'success' && result !== 'failure' && result !== 'tempfail') {
-    throw bad('auth.result must be "success", "failure" or "tempfail"');
-  }
-  return { mechanism: str(auth['mechanism'], 'auth.mechanism').toUpperCase(), login: loginName(auth['user']), result };
-}
-
-export function buildInput(stage: Stage, facts: Facts, opts: BuildOptions = {}): PolicyInput {
-  if (!isRecord(facts)) throw bad('facts must be an object');
+/** A stage input as JSON text. Throws EngineError for bad facts. */
+export function stageInputJson(stage: Stage, facts: Facts, session: SessionInput, opts: BuildOptions = {}, parts: StageParts = {}): { json: string; message?: MessageSummary } {
   const reads = STAGE_READS[stage];
-  const local = endpoint(facts.local, 'local');
-  const remote = remoteAddress(clientIp(facts));
-  if (parseIp(local.ip)?.family !== (remote.family === '4' ? 4 : 6)) {
-    throw bad(`local ${local.ip} and remote ${remote.ip} are of different address families`);
+  const out: string[] = [`"stage":"${stage}"`];
+  if (opts.explain === true) out.push('"explain":true');
+  if (opts.sessionDoc === undefined) {
+    out.push(session.inline);
+  } else {
+    out.push(`"session":${opts.sessionDoc}`, session.stageConnection);
+    if (session.stageTls !== '') out.push(session.stageTls);
+    if (stage === 'auth' && session.stageAuth !== '') out.push(session.stageAuth);
   }
-  const input: PolicyInput = {
-    stage,
-    connection: { local, remote: { family: remote.family, bits: remote.bits } },
-  };
-  if (opts.explain === true) input.explain = true;
-  // Cleartext is `tls` absent, null or false; TLS is an object, nothing else.
-  const tls: unknown = facts.tls;
-  if (tls !== undefined && tls !== null && tls !== false) {
-    if (!isRecord(tls)) throw bad('tls must be an object (or null / false for cleartext)');
-    const cert = certNames(tls['client_cert']);
-    // Version and cipher are not read by the policy; only the fact of TLS and the client certificate.
-    input.tls = cert === undefined ? { active: true } : { active: true, client_cert: cert };
-  }
-  if (facts.counters !== undefined && facts.counters !== null) {
-    if (!isRecord(facts.counters)) throw bad('counters must be an object');
-    const counters: NonNullable<PolicyInput['counters']> = {};
-    for (const key of ['logon_failures', 'connections_from_source', 'connections_total', 'messages_last_minute'] as const) {
-      const n = count(facts.counters[key], `counters.${key}`);
-      if (n > 0) counters[key] = n;
+  const c = counters(facts.counters);
+  if (c !== '') out.push(c);
+  if (reads.helo === true && facts.helo !== undefined && facts.helo !== null) out.push(`"helo":${helo(facts.helo)}`);
+  if (stage === 'auth' && session.auth === null) throw bad('the auth stage needs auth');
+  if (reads.mail === true) {
+    if (parts.mail !== undefined) out.push(parts.mail);
+    else {
+      if (facts.mail_from === undefined || facts.mail_from === null) throw bad(`the ${stage} stage needs mail_from`);
+      out.push(mailJson(facts.mail_from, facts.mail_params));
     }
-    if (Object.keys(counters).length > 0) input.counters = counters;
   }
-  if (reads.helo === true && facts.helo !== undefined && facts.helo !== null) {
-    const name = str(facts.helo, 'helo').trim();
-    const literal = /^\[(?:ipv6:)?([^\]]+)\]$/i.exec(name);
-    const valid = literal === null ? normaliseDomain(name) !== null : canonicalIp(literal[1] ?? '') !== null;
-    input.helo = { name, present: name !== '', valid: name !== '' && valid };
-  }
-  if (facts.auth !== undefined && facts.auth !== null) input.auth = authFacts(facts.auth);
-  if (reads.mail !== undefined) {
-    if (facts.mail_from === undefined || facts.mail_from === null) throw bad(`the ${stage} stage needs mail_from`);
-    const mail: NonNullable<PolicyInput['mail']> = { address: policyAddress(str(facts.mail_from, 'mail_from')) };
-    const size = sizeParam(paramValue(facts.mail_params, 'SIZE'));
-    if (size !== undefined) mail.size = size;
-    if (keywordParam(paramValue(facts.mail_params, 'SMTPUTF8'), 'SMTPUTF8')) mail.smtputf8 = true;
-    input.mail = mail;
-  }
-  if (reads.rcpt !== undefined) {
+  if (reads.rcpt === true) {
     if (facts.rcpt_to === undefined || facts.rcpt_to === null) throw bad('the rcpt stage needs rcpt_to');
-    input.rcpt = policyAddress(str(facts.rcpt_to, 'rcpt_to'));
+    out.push(`"rcpt":${addressEntry(str(facts.rcpt_to, 'rcpt_to'), false).json}`);
     const accepted = count(facts.accepted_rcpt_count, 'accepted_rcpt_count');
-    if (accepted > 0) input.accepted_rcpt_count = accepted;
+    if (accepted > 0) out.push(`"accepted_rcpt_count":${accepted}`);
   }
-  if (reads.message === true) {
-    const headers = headerList(facts.headers);
-    const names = new Set<string>();
-    let received = 0;
-    let headerBytes = 0;
-    const from: string[] = [];
-    for (const [name, value] of headers) {
-      const lower = name.toLowerCase();
-      names.add(lower);
-      if (lower === 'received') received++;
-      if (lower === 'from') from.push(value);
-      headerBytes += Buffer.byteLength(name) + Buffer.byteLength(value) + 4; // "Name: value\r\n"
-    }
-    if (facts.header_size === undefined && headerBytes > INPUT_LIMITS.headerBytes) {
-      throw bad(`the header block is larger than ${INPUT_LIMITS.headerBytes} bytes`);
-    }
-    input.message = {
-      from: fromAddresses(from),
-      header_names: [...names].sort(),
-      received_count: received,
-      header_size: facts.header_size === undefined ? headerBytes + 2 : count(facts.header_size, 'header_size'),
-      size: count(facts.message_size, 'message_size'),
-    };
+  let message: MessageSummary | undefined;
+  if (reads.message !== undefined) {
+    if (facts.headers === undefined || facts.headers === null) throw bad(`the ${stage} stage needs headers`);
+    message = parts.message ?? messageSummary(facts.headers, facts.header_size, facts.message_size, reads.message === 'eom');
+    out.push(message.json);
   }
-  return input;
+  return message === undefined ? { json: `{${out.join(',')}}` } : { json: `{${out.join(',')}}`, message };
+}
+
+/** The whole inline-mode input as an object (for `opa eval`, tests and the golden agreement test). */
+export function buildInput(stage: Stage, facts: Facts, opts: BuildOptions = {}): PolicyInput {
+  return JSON.parse(stageInputJson(stage, facts, SessionInput.fromFacts(facts), opts).json) as PolicyInput;
+}
+
+/** The restricted input of `mta/session` as an object. */
+export function buildSessionInput(facts: Facts): object {
+  return JSON.parse(SessionInput.fromFacts(facts).json) as object;
+}
+
+/** The input document's shape (see policies/README.md); built as JSON text, typed for tests. */
+export interface PolicyInput {
+  stage: Stage;
+  explain?: true;
+  session?: Record<string, unknown>;
+  connection: { local: { ip: string; port: number }; remote: { ip: string; family: '4' | '6'; bits?: string } };
+  tls?: TlsInput;
+  helo?: { name: string; present: boolean; valid: boolean };
+  auth?: AuthInput;
+  counters?: Partial<Record<keyof CounterFacts, number>>;
+  mail?: { address: PolicyAddress; size?: number; smtputf8?: true };
+  rcpt?: PolicyAddress;
+  accepted_rcpt_count?: number;
+  message?: {
+    from: PolicyAddress[];
+    header_names: string[];
+    received_count: number;
+    header_size: number;
+    size: number;
+    invalid?: true;
+  };
 }

@@ -49,6 +49,8 @@ export function isParseFailure<T>(r: T | ParseFailure): r is ParseFailure {
   return typeof r === 'object' && r !== null && 'error' in r;
 }
 
+/** Address width in bits per family. */
+export const ADDRESS_BITS: Readonly<Record<IpFamily, number>> = { 4: 32, 6: 128 };
 const BITS: Record<IpFamily, bigint> = { 4: 32n, 6: 128n };
 const MAX: Record<IpFamily, bigint> = { 4: (1n << 32n) - 1n, 6: (1n << 128n) - 1n };
 

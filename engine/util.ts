@@ -13,3 +13,8 @@ export function isRecord(v: unknown): v is Record<string, unknown> {
 export function asciiLower(s: string): string {
   return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 }
+
+/** ASCII-only upper-casing (SASL mechanism names, ESMTP keywords): see asciiLower. */
+export function asciiUpper(s: string): string {
+  return s.replace(/[a-z]+/g, (m) => m.toUpperCase());
+}

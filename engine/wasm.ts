@@ -16,8 +16,11 @@ const MEMORY = { initial: 64, maximum: 8192 } as const;
 export interface WasmPolicy {
   readonly entrypoints: readonly string[];
   setData(data: unknown): void;
-  /** The raw result set (`[{result}]`, or `[]` when undefined). Throws EngineError. */
-  evaluate(entrypoint: string, input: object): unknown;
+  /**
+   * The raw result set (`[{result}]`, or `[]` when undefined) for an input given as JSON text
+   * (the engine assembles it from cached fragments) or as an object. Throws EngineError.
+   */
+  evaluate(entrypoint: string, input: string | object): unknown;
 }
 
 function describe(thrown: unknown): string {
@@ -41,13 +44,15 @@ function requiredBuiltins(policy: LoadedPolicy): string[] {
   return typeof parsed === 'object' && parsed !== null ? Object.keys(parsed) : [];
 }
 
-export function loadWasmPolicy(bytes: Uint8Array): WasmPolicy {
-  let policy: LoadedPolicy;
-  try {
-    policy = sdk.loadPolicySync(bytes, MEMORY);
-  } catch (e) {
-    throw new EngineError('ENGINE_BUNDLE_CORRUPT', `policy.wasm cannot be loaded: ${describe(e)}`, { cause: e });
-  }
+const encoder = new TextEncoder();
+
+/** JSON text as the SDK's pre-serialised input form (an ArrayBuffer of exactly the UTF-8 bytes). */
+function jsonBytes(text: string): ArrayBuffer {
+  const bytes = encoder.encode(text);
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer;
+}
+
+function wrap(policy: LoadedPolicy): WasmPolicy {
   const missing = requiredBuiltins(policy);
   if (missing.length > 0) {
     throw new EngineError(
@@ -65,12 +70,33 @@ export function loadWasmPolicy(bytes: Uint8Array): WasmPolicy {
         throw new EngineError('ENGINE_LOAD_FAILED', `loading policy data failed: ${describe(e)}`, { cause: e });
       }
     },
-    evaluate(entrypoint: string, input: object): unknown {
+    evaluate(entrypoint: string, input: string | object): unknown {
       try {
-        return policy.evaluate(input, entrypoint);
+        return policy.evaluate(typeof input === 'string' ? jsonBytes(input) : input, entrypoint);
       } catch (e) {
         throw new EngineError('ENGINE_EVAL_FAILED', `policy evaluation failed: ${describe(e)}`, { cause: e });
       }
     },
   };
+}
+
+export function loadWasmPolicy(bytes: Uint8Array): WasmPolicy {
+  let policy: LoadedPolicy;
+  try {
+    policy = sdk.loadPolicySync(bytes, MEMORY);
+  } catch (e) {
+    throw new EngineError('ENGINE_BUNDLE_CORRUPT', `policy.wasm cannot be loaded: ${describe(e)}`, { cause: e });
+  }
+  return wrap(policy);
+}
+
+/** As loadWasmPolicy, compiling off the main thread's critical path (used by reload). */
+export async function loadWasmPolicyAsync(bytes: Uint8Array): Promise<WasmPolicy> {
+  let policy: LoadedPolicy;
+  try {
+    policy = await sdk.loadPolicy(bytes, MEMORY);
+  } catch (e) {
+    throw new EngineError('ENGINE_BUNDLE_CORRUPT', `policy.wasm cannot be loaded: ${describe(e)}`, { cause: e });
+  }
+  return wrap(policy);
 }

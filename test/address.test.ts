@@ -88,7 +88,7 @@ describe('buildInput: only what the stage reads', () => {
     for (const stage of ['connect', 'rcpt'] as const) {
       expect(buildInput(stage, facts).connection).toEqual({
         local: { ip: '192.0.2.10', port: 25 },
-        remote: { family: '4', bits: '11000110001100110110010000000111' },
+        remote: { ip: '198.51.100.7', family: '4', bits: '11000110001100110110010000000111' },
       });
     }
   });

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultBundleDir, readBundle } from '../engine/bundle.js';
 import { parseDecision } from '../engine/decision.js';
 import { Engine } from '../engine/engine.js';
-import type { Facts, Stage } from '../engine/types.js';
+import type { Facts, FactsFor, Stage } from '../engine/types.js';
 import { fixtureConfig, fixtureEngine } from './helpers/engine.js';
 
 let engine: Engine;
@@ -164,7 +164,7 @@ describe('engine failures are temporary failures, never accepts', () => {
     ['too many header fields', { ...internet, headers: Array.from({ length: 2001 }, () => ['X-A', 'b']) }],
   ])('%s', (_label, facts) => {
     // End of headers reads every kind of fact (endpoints, counters, MAIL parameters, headers).
-    const d = engine.decide('headers', facts as Facts);
+    const d = engine.decide('headers', facts as FactsFor<'headers'>);
     expect(d).toMatchObject({ decision: 'tempfail', reason: 'engine_error', reply: { code: 451, enhanced: '4.3.0' } });
     expect(d.error?.code).toBe('ENGINE_INPUT_INVALID');
   });
@@ -176,8 +176,8 @@ describe('engine failures are temporary failures, never accepts', () => {
     });
   });
 
-  const ctx = { id: 'x', fqdn: 'mx.test', clientIp: '192.0.2.1' };
-  const good = { decision: 'reject', reason: 'r', reply: { code: 550, enhanced: '5.7.1', text: 't' }, connector: 'C', principals: [], rights: 5, recipient: {} };
+  const ctx = { id: 'x', fqdn: 'mx.test', clientIp: '192.0.2.1', session: null };
+  const good = { decision: 'reject', reason: 'r', reply: { code: 550, enhanced: '5.7.1', text: 't' }, connector: 'C', principals: [], rights: 5, recipient: { address: 'x@y.test', domain: 'y.test', accepted_domain_type: null, routed: false } };
   it.each<[string, unknown, string, Stage?]>([
     ['an undefined result', [], 'ENGINE_DECISION_UNDEFINED'],
     ['several results', [{ result: good }, { result: good }], 'ENGINE_DECISION_MULTIPLE'],
@@ -213,7 +213,7 @@ describe('bundle verification', () => {
 
   it('loads the committed bundle', async () => {
     const b = await readBundle();
-    expect(b.manifest.entrypoints).toHaveLength(7);
+    expect(b.manifest.entrypoints).toHaveLength(8);
   });
 
   it('refuses a missing bundle', async () => {

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
-import { buildBundle, checkCommittedBundle, defaultBundleDir } from '../../engine/bundle.js';
+import { defaultBundleDir } from '../../engine/bundle.js';
+import { buildBundle, checkCommittedBundle } from '../../engine/build.js';
 import { BuildError } from '../../engine/errors.js';
 import type { Io } from '../program.js';
 import { EXIT } from '../program.js';

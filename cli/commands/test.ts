@@ -1,5 +1,5 @@
-import { loadScenarios } from '../scenarios.js';
-import { checkScenario } from '../scenarios.js';
+import { checkScenario } from '../scenarios/run.js';
+import { loadScenarios } from '../scenarios/parse.js';
 import type { Io } from '../program.js';
 import { EXIT } from '../program.js';
 import { openEngine } from './common.js';
@@ -14,7 +14,7 @@ export async function testCommand(opts: { config: string; cases: string[]; bundl
   let passed = 0;
   let failed = 0;
   for (const s of scenarios) {
-    const diffs = checkScenario(engine, s);
+    const diffs = await checkScenario(engine, s);
     if (diffs.length === 0) {
       passed++;
     } else {

@@ -1,8 +1,8 @@
 # Per-stage checks, in Exchange's order
 #
 # Each stage collects the checks that fail as {"order", "reason"}; the lowest order decides
-# (connector-model.md §1.7: MAIL = RequireTLS -> rate -> Domain Secure -> Submit -> SIZE;
-# RCPT = recipient count -> relay). Every failing check is listed in `explain` output.
+# (Exchange 2016/2019 receive connectors: MAIL = RequireTLS -> rate -> Domain Secure -> Submit
+# -> SIZE; RCPT = recipient count -> relay). Every failing check is listed in `explain` output.
 # Orders are unique per stage.
 package mta
 
@@ -65,6 +65,10 @@ auth_failures contains {"order": 3, "reason": "auth_mech_unavailable"} if {
 auth_failures contains {"order": 4, "reason": "auth_tempfail"} if input.auth.result == "tempfail"
 
 # A login that lacks Submit counts as a failed logon, as in Exchange.
+default logon_failure := false
+
+logon_failure if logon_failed
+
 logon_failed if input.auth.result == "failure"
 
 logon_failed if {
@@ -73,10 +77,7 @@ logon_failed if {
 }
 
 # Valid credentials for a login the configuration does not know (identities.unlisted_logins).
-unknown_identity if {
-	input.auth.result == "success"
-	not login_acceptable
-}
+unknown_identity if current_session.unknown_identity == true
 
 logon_failed if unknown_identity
 
@@ -104,18 +105,21 @@ mail_failures contains {"order": 1, "reason": "require_tls"} if {
 	not input.tls.active
 }
 
-mail_failures contains {"order": 2, "reason": "rate_limit"} if {
+# The MTA authenticated the client in a way this connector does not accept (session.rego).
+mail_failures contains {"order": 2, "reason": current_session.mta_auth} if is_string(current_session.mta_auth)
+
+mail_failures contains {"order": 3, "reason": "rate_limit"} if {
 	is_number(conn.message_rate_limit)
 	not bypass_size
 	counter("messages_last_minute") >= conn.message_rate_limit
 }
 
-mail_failures contains {"order": 3, "reason": "sender_invalid"} if {
+mail_failures contains {"order": 4, "reason": "sender_invalid"} if {
 	not input.mail.address.null
 	input.mail.address.invalid
 }
 
-mail_failures contains {"order": 4, "reason": "address_not_ascii"} if {
+mail_failures contains {"order": 5, "reason": "address_not_ascii"} if {
 	input.mail.address.non_ascii
 	not input.mail.smtputf8
 }
@@ -127,18 +131,18 @@ domain_secure_sender if {
 	data.config.server.domain_secure[input.mail.address.domain]
 }
 
-mail_failures contains {"order": 5, "reason": "partner_tls_required"} if {
+mail_failures contains {"order": 6, "reason": "partner_tls_required"} if {
 	domain_secure_sender
 	not input.tls.active
 }
 
-mail_failures contains {"order": 6, "reason": "partner_cert_missing"} if {
+mail_failures contains {"order": 7, "reason": "partner_cert_missing"} if {
 	domain_secure_sender
 	input.tls.active
 	not input.tls.client_cert.present
 }
 
-mail_failures contains {"order": 7, "reason": "partner_cert_invalid"} if {
+mail_failures contains {"order": 8, "reason": "partner_cert_invalid"} if {
 	domain_secure_sender
 	input.tls.client_cert.present
 	not partner_domain
@@ -148,12 +152,12 @@ mail_failures contains {"order": 7, "reason": "partner_cert_invalid"} if {
 # (authenticated users, partners, externally secured servers).
 anonymous_session if "anonymous" in principals
 
-mail_failures contains {"order": 8, "reason": "submit_denied_anonymous"} if {
+mail_failures contains {"order": 9, "reason": "submit_denied_anonymous"} if {
 	not has_right(right_submit)
 	anonymous_session
 }
 
-mail_failures contains {"order": 9, "reason": "submit_denied"} if {
+mail_failures contains {"order": 10, "reason": "submit_denied"} if {
 	not has_right(right_submit)
 	not anonymous_session
 }
@@ -163,7 +167,7 @@ size_exempt if bypass_size
 
 size_exempt if has_right(right_headers_organization)
 
-mail_failures contains {"order": 10, "reason": "message_size"} if {
+mail_failures contains {"order": 11, "reason": "message_size"} if {
 	is_number(conn.max_message_size)
 	not size_exempt
 	input.mail.size > conn.max_message_size
@@ -203,17 +207,22 @@ rcpt_failures contains {"order": 5, "reason": "relay_denied"} if {
 
 headers_failures contains f if some f in common_failures
 
-headers_failures contains {"order": 1, "reason": "hop_count"} if {
+# A header field name that is not RFC 5322 ftext, or a From / Sender / Resent-From /
+# Resent-Sender that is not a clean mailbox list: refused, never guessed at.
+headers_failures contains {"order": 1, "reason": "header_invalid"} if input.message.invalid
+
+headers_failures contains {"order": 2, "reason": "hop_count"} if {
 	input.message.received_count > conn.max_hop_count
 }
 
-headers_failures contains {"order": 2, "reason": "header_size"} if {
+headers_failures contains {"order": 3, "reason": "header_size"} if {
 	is_number(conn.max_header_size)
 	not bypass_size
 	input.message.header_size > conn.max_header_size
 }
 
-# P1 (MAIL FROM, unless null) and P2 (every header From mailbox) must each be allowed.
+# P1 (MAIL FROM, unless null) and P2 (every mailbox of From, Sender, Resent-From and
+# Resent-Sender) must each be allowed.
 senders contains input.mail.address if not input.mail.address.null
 
 senders contains address if some address in input.message.from
@@ -223,12 +232,12 @@ sender_denied contains address.key if {
 	not sender_allowed(address)
 }
 
-headers_failures contains {"order": 3, "reason": "send_as_denied_anonymous"} if {
+headers_failures contains {"order": 4, "reason": "send_as_denied_anonymous"} if {
 	count(sender_denied) > 0
 	anonymous_session
 }
 
-headers_failures contains {"order": 4, "reason": "send_as_denied"} if {
+headers_failures contains {"order": 5, "reason": "send_as_denied"} if {
 	count(sender_denied) > 0
 	not anonymous_session
 }
@@ -275,7 +284,7 @@ sender_allowed(address) if {
 # headers still refuses what they refuse.
 eom_failures contains f if some f in headers_failures
 
-eom_failures contains {"order": 5, "reason": "message_size"} if {
+eom_failures contains {"order": 6, "reason": "message_size"} if {
 	is_number(conn.max_message_size)
 	not size_exempt
 	input.message.size > conn.max_message_size

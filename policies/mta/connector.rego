@@ -8,10 +8,10 @@
 # The index (data.config.selection) is built at load time (engine/data.ts): every range is
 # split into CIDR blocks keyed by the block's leading address bits, so a lookup tries one
 # key per distinct prefix length on the binding instead of scanning connectors.
+#
+# Selection reads only input.connection; it is part of the session document (session.rego),
+# computed once per session by the engine and never by an adapter.
 package mta
-
-# The client's address family ("4" or "6") and its address as a string of bits.
-remote_family := input.connection.remote.family
 
 local_port_key := format_int(input.connection.local.port, 10)
 
@@ -25,7 +25,7 @@ binding_keys := [
 # the specific local IP before the wildcard).
 selection_candidates contains candidate if {
 	some key in binding_keys
-	binding := data.config.selection[remote_family][key]
+	binding := data.config.selection[input.connection.remote.family][key]
 	some length in binding.lengths
 	entry := binding.prefixes[substring(input.connection.remote.bits, 0, length)]
 	candidate := {
@@ -42,11 +42,11 @@ selected := candidate if {
 	candidate.score == best
 }
 
-# Selected afresh at every stage from the endpoints: nothing an adapter says can move a session
-# onto another connector, and a reloaded configuration applies at once.
-connector_name := selected.connector
+# The connector as selection sees it (session document only).
+selected_conn := data.config.connectors[selected.connector]
 
-conn := data.config.connectors[connector_name]
+# The session's connector, for every stage check.
+conn := data.config.connectors[current_session.connector]
 
 dialect := conn.dialect if {
 	conn

@@ -18,7 +18,7 @@ connect := stage_decision("connect", connect_failures)
 
 ehlo := object.union(stage_decision("ehlo", ehlo_failures), {"advertise": advertise})
 
-auth := stage_decision("auth", auth_failures)
+auth := object.union(stage_decision("auth", auth_failures), {"logon_failure": logon_failure})
 
 mail := stage_decision("mail", mail_failures)
 
@@ -116,32 +116,29 @@ failure_kind(failure, reply) := "tempfail" if {
 	reply.code < 500
 }
 
-# Rights travel as a bitmask (data.config.right_bits); the engine expands it to names.
-# What crosses the WASM boundary as JSON dominates evaluation cost.
-session_facts(failures) := object.union(
-	{
-		"connector": connector_or_null,
-		"principals": sort(principals),
-		"rights": sum([data.config.right_bits[r] | some r in rights]),
-	},
-	explanation(failures),
-)
+# With input.session (the engine's cached session document) the engine already holds the
+# connector, principals and rights: the result says only whether the partner switch applied.
+# Without it (opa eval, Rego tests) the result carries them, rights as a bitmask over
+# data.config.right_bits.
+session_facts(failures) := object.union(principal_facts, explanation(failures))
 
-connector_or_null := connector_name if conn
-
-connector_or_null := null if not conn
+principal_facts := {
+	"connector": current_session.connector,
+	"principals": sort(principals),
+	"rights": rights_mask,
+} if {
+	not input.session
+} else := {"partner": true} if {
+	partner_principal
+} else := {}
 
 # Explain mode (input.explain): every failing check in order, and how the connector was chosen.
 explanation(failures) := {
 	"checks": sort([[f.order, f.reason] | some f in failures]),
-	"selected_by": selected_by,
+	"selected_by": current_session.selected_by,
 } if {
 	input.explain == true
 } else := {}
-
-selected_by := {"binding": selected.binding, "range": selected.range} if selected
-
-selected_by := null if not selected
 
 # --- EHLO advertisement ---------------------------------------------------------------------------
 

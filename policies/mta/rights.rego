@@ -1,69 +1,51 @@
-# Principals and effective rights
+# Principals and effective rights at each stage
 #
 # Exchange's transport permission model: a session holds a set of principals (its access
 # token); the connector holds an ACL of allow/deny ACEs per principal (permission groups
 # expanded at load time, plus explicit ACEs); effective rights = union of allows minus union
-# of denies. A deny always wins.
+# of denies. The session document (session.rego) computes them once; from MAIL FROM on, an
+# anonymous Domain Secure sender becomes the partner principal here.
 package mta
 
-right_submit := "ms-Exch-SMTP-Submit"
+# Right names are defined once, in engine/config/types.ts; data.config.right_names maps a
+# stable key to each.
+right_submit := data.config.right_names.smtp_submit
 
-right_any_recipient := "ms-Exch-SMTP-Accept-Any-Recipient"
+right_any_recipient := data.config.right_names.smtp_accept_any_recipient
 
-right_any_sender := "ms-Exch-SMTP-Accept-Any-Sender"
+right_any_sender := data.config.right_names.smtp_accept_any_sender
 
-right_authoritative_sender := "ms-Exch-SMTP-Accept-Authoritative-Domain-Sender"
+right_authoritative_sender := data.config.right_names.smtp_accept_authoritative_domain_sender
 
-right_authentication_flag := "ms-Exch-SMTP-Accept-Authentication-Flag"
+right_authentication_flag := data.config.right_names.smtp_accept_authentication_flag
 
-right_headers_routing := "ms-Exch-Accept-Headers-Routing"
+right_headers_routing := data.config.right_names.accept_headers_routing
 
-right_headers_organization := "ms-Exch-Accept-Headers-Organization"
+right_headers_organization := data.config.right_names.accept_headers_organization
 
-right_headers_forest := "ms-Exch-Accept-Headers-Forest"
+right_headers_forest := data.config.right_names.accept_headers_forest
 
-right_bypass_antispam := "ms-Exch-Bypass-Anti-Spam"
+right_bypass_antispam := data.config.right_names.bypass_anti_spam
 
-right_bypass_size := "ms-Exch-Bypass-Message-Size-Limit"
-
-# --- identity ---------------------------------------------------------------------------------
-
-# The session authenticated (at the AUTH stage: this attempt succeeded) in a way this connector
-# accepts, as an identity it knows. Checked at every stage: in milter mode the MTA ran AUTH, and
-# only now does the policy see how.
-authenticated if {
-	input.auth.result == "success"
-	auth_acceptable
-	login_acceptable
-}
-
-auth_acceptable if {
-	conn.auth.basic
-	auth_transport_ok
-	input.auth.mechanism in conn.sasl
-}
+right_bypass_size := data.config.right_names.bypass_message_size_limit
 
 # BasicAuthRequireTLS: basic authentication counts only over TLS (RFC 4954 §4).
 auth_transport_ok if not conn.auth.basic_require_tls
 
 auth_transport_ok if input.tls.active
 
-# A login the configuration does not list is accepted only where identities.unlisted_logins
-# says so: otherwise a credential backend's alias could dodge a user's deny entries.
-login_acceptable if data.config.logins[input.auth.login]
+# --- identity ---------------------------------------------------------------------------------
 
-login_acceptable if {
-	not data.config.logins[input.auth.login]
-	data.config.unlisted_logins == "authenticated"
-}
+authenticated if current_session.authenticated == true
 
-login := input.auth.login if authenticated
+login := current_session.login if authenticated
 
 # The configured identity behind the login, if any.
-identity := data.config.users[data.config.logins[login]]
+identity := data.config.users[current_session.identity]
 
-# Domain Secure (mutual TLS): from MAIL FROM on (input.mail is present), an anonymous session whose sender domain is on the
-# domain-secure list and whose verified client certificate names that domain becomes Partner.
+# Domain Secure (mutual TLS): from MAIL FROM on (input.mail is present), an anonymous session whose
+# sender domain is on the domain-secure list and whose verified client certificate names that
+# domain becomes Partner.
 partner_domain := domain if {
 	input.mail
 	conn.domain_secure
@@ -75,40 +57,28 @@ partner_domain := domain if {
 	input.tls.client_cert.names[domain]
 }
 
-identity_principals := {p | some p in identity.principals} if {
-	authenticated
-	identity
-} else := {"authenticated", concat(":", ["user", login])} if {
-	authenticated
-} else := set()
-
-base_principals := {"externally_secured"} if {
-	conn.auth.external_authoritative
-} else := {"partner"} if {
+partner_principal if {
 	partner_domain
-} else := {"anonymous"} if {
-	not authenticated
-} else := set()
-
-principals := base_principals | identity_principals
-
-# --- rights -----------------------------------------------------------------------------------
-
-allowed_rights contains right if {
-	some principal in principals
-	some right in conn.acl[principal].allow
+	not conn.auth.external_authoritative
 }
 
-denied_rights contains right if {
-	some principal in principals
-	some right in conn.acl[principal].deny
-}
+principals := {"partner"} if {
+	partner_principal
+} else := {p | some p in current_session.principals}
 
-rights := allowed_rights - denied_rights
+rights_mask := current_session.partner_rights if {
+	partner_principal
+} else := current_session.rights
+
+# The effective rights by name (for extensions; the checks use has_right).
+rights contains right if {
+	some right, bit in data.config.right_bits
+	bits.and(rights_mask, bit) != 0
+}
 
 default has_right(_) := false
 
-has_right(right) if right in rights
+has_right(right) if bits.and(rights_mask, data.config.right_bits[right]) != 0
 
 # Exchange: Bypass-Message-Size-Limit also bypasses header size, recipient count and rate limits.
 bypass_size if has_right(right_bypass_size)

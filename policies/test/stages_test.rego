@@ -220,5 +220,5 @@ test_checks_list_every_failure_in_order if {
 	s := object.union(with_size(with_tls(client587), "<someone@gmail.test>", 99999999999), {"explain": true})
 	d := mail(s)
 	d.reason == "submit_denied_anonymous"
-	d.checks == [[8, "submit_denied_anonymous"], [10, "message_size"]]
+	d.checks == [[9, "submit_denied_anonymous"], [11, "message_size"]]
 }

@@ -1,0 +1,337 @@
+import { readFile } from 'node:fs/promises';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair } from 'yaml';
+import { ConfigError, type ConfigIssue } from '../../engine/errors.js';
+import { DECISION_KINDS, type AuthFacts, type DecisionKind, type Facts, type HeaderFacts } from '../../engine/types.js';
+
+/**
+ * Scenario files (README, "Scenario files"): SMTP sessions and what the policy must decide at
+ * each stage. Strict: every key anywhere is checked, a case must assert something, and every
+ * problem is reported with file, line and key path.
+ */
+
+export type Expected = DecisionKind | 'not_reached';
+
+export interface StageExpectation {
+  readonly decision?: Expected;
+  readonly code?: number;
+  readonly enhanced?: string;
+  readonly reason?: string;
+  readonly text?: string;
+  /** The engine error code the decision must carry (an engine failure is otherwise a failure of the case). */
+  readonly error?: string;
+}
+
+export interface ScenarioTransaction {
+  readonly mail_from: string;
+  readonly mail_params?: Facts['mail_params'];
+  readonly rcpt_to: readonly string[];
+  readonly headers?: HeaderFacts;
+  readonly header_size?: number;
+  readonly message_size?: number;
+  /** RSET after the recipients instead of DATA. */
+  readonly rset?: boolean;
+}
+
+export interface ScenarioSession {
+  readonly local: string;
+  readonly remote: string;
+  readonly tls?: Facts['tls'];
+  readonly helo?: string;
+  /** AUTH attempts in order; the first that continues or disconnects ends them. */
+  readonly auth: readonly AuthFacts[];
+  readonly counters?: Facts['counters'];
+  readonly transactions: readonly ScenarioTransaction[];
+}
+
+export interface TransactionExpectation {
+  readonly mail?: StageExpectation;
+  readonly rcpt: Readonly<Record<string, StageExpectation>>;
+  readonly headers?: StageExpectation;
+  readonly eom?: StageExpectation;
+}
+
+export interface Scenario {
+  readonly name: string;
+  readonly file: string;
+  readonly line: number;
+  readonly session: ScenarioSession;
+  readonly expect: {
+    readonly connector?: string | null;
+    readonly connect?: StageExpectation;
+    readonly ehlo?: StageExpectation;
+    /** One expectation per AUTH attempt (a single mapping is the last attempt's). */
+    readonly auth?: readonly StageExpectation[] | StageExpectation;
+    readonly transactions: readonly TransactionExpectation[];
+  };
+}
+
+const EXPECT_KEYS = ['decision', 'code', 'enhanced', 'reason', 'text', 'error'];
+const DECISIONS = [...DECISION_KINDS, 'not_reached'];
+const SESSION_KEYS = ['local', 'remote', 'tls', 'auth', 'helo', 'counters', 'transactions'];
+const MESSAGE_KEYS = ['mail_from', 'mail_params', 'rcpt_to', 'headers', 'message_size', 'header_size'];
+const TX_KEYS = [...MESSAGE_KEYS, 'rset'];
+const TLS_KEYS = ['version', 'cipher', 'client_cert'];
+const CERT_KEYS = ['verified', 'subject', 'issuer', 'san_dns'];
+const AUTH_KEYS = ['mechanism', 'user', 'result'];
+const COUNTER_KEYS = ['logon_failures', 'connections_from_source', 'connections_total', 'messages_last_minute'];
+const STAGE_EXPECT_KEYS = ['connector', 'connect', 'ehlo', 'auth', 'mail', 'rcpt', 'headers', 'eom', 'transactions'];
+const TX_EXPECT_KEYS = ['mail', 'rcpt', 'headers', 'eom'];
+
+type Json = Record<string, unknown>;
+
+class Reader {
+  readonly issues: ConfigIssue[] = [];
+  constructor(
+    readonly file: string,
+    private readonly lines: LineCounter,
+  ) {}
+
+  lineOf(node: unknown): { line?: number; column?: number } {
+    const range = (node as Node | undefined)?.range;
+    if (range === undefined || range === null) return {};
+    const pos = this.lines.linePos(range[0]);
+    return { line: pos.line, column: pos.col };
+  }
+
+  issue(node: unknown, path: string, message: string, fix?: string): void {
+    this.issues.push({ file: this.file, path, message, ...this.lineOf(node), ...(fix === undefined ? {} : { fix }) });
+  }
+
+  /** A mapping whose keys must all be in `allowed`; returns its pairs (empty when not a mapping). */
+  mapping(node: unknown, path: string, allowed: readonly string[], what: string): Pair[] {
+    if (!isMap(node)) {
+      this.issue(node, path, `${what} must be a mapping`);
+      return [];
+    }
+    const out: Pair[] = [];
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : '';
+      if (!allowed.includes(key)) this.issue(pair.key, join(path, key), `unknown key "${key}"`, `use one of ${allowed.join(', ')}`);
+      else out.push(pair);
+    }
+    return out;
+  }
+}
+
+function join(base: string, key: string | number): string {
+  return typeof key === 'number' ? `${base}[${key}]` : base === '' ? key : `${base}.${key}`;
+}
+
+const keyOf = (pair: Pair): string => (isScalar(pair.key) ? String(pair.key.value) : '');
+const toJs = (node: unknown): unknown => (node as Node | null)?.toJSON() ?? null;
+
+/** Check a session mapping (defaults or a case) and return it as plain data. */
+function readSession(r: Reader, node: unknown, path: string): Json {
+  const out: Json = {};
+  for (const pair of r.mapping(node, path, [...SESSION_KEYS, ...MESSAGE_KEYS], 'session')) {
+    const key = keyOf(pair);
+    const p = join(path, key);
+    const v = pair.value;
+    if (key === 'tls' && v !== null && !(isScalar(v) && v.value === null)) {
+      for (const t of r.mapping(v, p, TLS_KEYS, 'tls')) {
+        if (keyOf(t) === 'client_cert' && !(isScalar(t.value) && t.value.value === null)) r.mapping(t.value, join(p, 'client_cert'), CERT_KEYS, 'client_cert');
+      }
+    } else if (key === 'auth') {
+      const items = isSeq(v) ? v.items : [v];
+      items.forEach((a, i) => r.mapping(a, isSeq(v) ? join(p, i) : p, AUTH_KEYS, 'an AUTH attempt'));
+    } else if (key === 'counters') {
+      r.mapping(v, p, COUNTER_KEYS, 'counters');
+    } else if (key === 'transactions') {
+      if (!isSeq(v)) r.issue(v, p, 'transactions must be a list of {mail_from, rcpt_to, …}');
+      else v.items.forEach((t, i) => r.mapping(t, join(p, i), TX_KEYS, 'a transaction'));
+    } else if (key === 'rcpt_to' && !(isSeq(v) && v.items.every((x) => isScalar(x) && typeof x.value === 'string'))) {
+      r.issue(v, p, 'rcpt_to must be a list of addresses');
+    }
+    out[key] = toJs(v);
+  }
+  return out;
+}
+
+function readExpectation(r: Reader, node: unknown, path: string): StageExpectation | undefined {
+  const pairs = r.mapping(node, path, EXPECT_KEYS, 'an expectation like { decision: reject, code: 550 }');
+  if (isMap(node) && node.items.length === 0) {
+    r.issue(node, path, 'this expectation asserts nothing', `give at least one of ${EXPECT_KEYS.join(', ')}`);
+    return undefined;
+  }
+  const out: Json = {};
+  for (const pair of pairs) {
+    const key = keyOf(pair);
+    const value = isScalar(pair.value) ? pair.value.value : undefined;
+    const p = join(path, key);
+    if (key === 'decision' && !DECISIONS.includes(String(value))) {
+      r.issue(pair.value, p, `unknown decision "${String(value)}"`, `use one of ${DECISIONS.join(', ')}`);
+    } else if (key === 'code' && (typeof value !== 'number' || !Number.isInteger(value))) {
+      r.issue(pair.value, p, 'code must be an integer like 550');
+    } else if (key !== 'code' && typeof value !== 'string') {
+      r.issue(pair.value, p, `${key} must be a string`);
+    } else {
+      out[key] = value;
+    }
+  }
+  return out as StageExpectation;
+}
+
+function readRcptExpectations(r: Reader, node: unknown, path: string, rcptTo: readonly string[], where = 'rcpt_to'): Record<string, StageExpectation> {
+  const out: Record<string, StageExpectation> = {};
+  if (!isMap(node)) {
+    r.issue(node, path, 'rcpt maps each recipient, as written in rcpt_to, to its expectation');
+    return out;
+  }
+  for (const rp of node.items) {
+    const addr = keyOf(rp);
+    if (!rcptTo.includes(addr)) r.issue(rp.key, join(path, addr), `"${addr}" is not in ${where}`, `use the recipient exactly as written in ${where}`);
+    const e = readExpectation(r, rp.value, join(path, addr));
+    if (e !== undefined) out[addr] = e;
+  }
+  return out;
+}
+
+function readTxExpectation(r: Reader, node: unknown, path: string, tx: ScenarioTransaction | undefined): TransactionExpectation {
+  const out: { mail?: StageExpectation; rcpt: Record<string, StageExpectation>; headers?: StageExpectation; eom?: StageExpectation } = { rcpt: {} };
+  for (const pair of r.mapping(node, path, TX_EXPECT_KEYS, 'a transaction expectation')) {
+    const key = keyOf(pair) as 'mail' | 'rcpt' | 'headers' | 'eom';
+    if (key === 'rcpt') out.rcpt = readRcptExpectations(r, pair.value, join(path, key), tx?.rcpt_to ?? [], "this transaction's rcpt_to");
+    else {
+      const e = readExpectation(r, pair.value, join(path, key));
+      if (e !== undefined) out[key] = e;
+    }
+  }
+  return out;
+}
+
+/** The session's transactions: `transactions:` (session-level message keys are their defaults), or the one the message keys describe. */
+function transactions(s: Json): ScenarioTransaction[] {
+  const defaults: Json = {};
+  for (const k of MESSAGE_KEYS) if (s[k] !== undefined) defaults[k] = s[k];
+  const list = Array.isArray(s['transactions']) ? (s['transactions'] as Json[]) : s['mail_from'] === undefined ? [] : [{}];
+  return list.map((t) => ({ rcpt_to: [], ...defaults, ...t }) as unknown as ScenarioTransaction);
+}
+
+function readCase(r: Reader, node: unknown, index: number, defaults: Json): Scenario | undefined {
+  const path = `cases[${index}]`;
+  const before = r.issues.length;
+  const pairs = r.mapping(node, path, ['name', 'session', 'expect'], 'a case (name, session, expect)');
+  const get = (k: string): unknown => pairs.find((p) => keyOf(p) === k)?.value;
+  const nameNode = get('name');
+  const name = isScalar(nameNode) ? nameNode.value : undefined;
+  if (typeof name !== 'string' || name === '') r.issue(nameNode ?? node, join(path, 'name'), 'every case needs a name');
+  const s: Json = { ...defaults, ...(get('session') === undefined ? {} : readSession(r, get('session'), join(path, 'session'))) };
+  for (const key of ['local', 'remote']) {
+    if (typeof s[key] !== 'string') r.issue(get('session') ?? node, join(path, `session.${key}`), `session.${key} is required (a string like "192.0.2.10:25")`);
+  }
+  const txs = transactions(s);
+  txs.forEach((t, i) => {
+    if (typeof t.mail_from !== 'string') r.issue(get('session'), join(path, `session.transactions[${i}].mail_from`), 'every transaction needs mail_from');
+  });
+  const auth = s['auth'] === undefined || s['auth'] === null ? [] : Array.isArray(s['auth']) ? (s['auth'] as AuthFacts[]) : [s['auth'] as AuthFacts];
+  const expectNode = get('expect');
+  const expect: { connector?: string | null; connect?: StageExpectation; ehlo?: StageExpectation; auth?: StageExpectation | StageExpectation[]; transactions: TransactionExpectation[] } = { transactions: [] };
+  if (expectNode === undefined) r.issue(node, join(path, 'expect'), 'every case needs an expect mapping');
+  const ep = join(path, 'expect');
+  const expectPairs = r.mapping(expectNode, ep, STAGE_EXPECT_KEYS, 'expect');
+  if (isMap(expectNode) && expectNode.items.length === 0) r.issue(expectNode, ep, 'this case asserts nothing', 'expect at least one stage or the connector');
+  const shorthand: Json = {};
+  for (const pair of expectPairs) {
+    const key = keyOf(pair);
+    const p = join(ep, key);
+    if (key === 'connector') {
+      const v = isScalar(pair.value) ? pair.value.value : undefined;
+      if (typeof v === 'string' || v === null) expect.connector = v;
+      else r.issue(pair.value, p, 'connector must be a connector name (or null for "no connector")');
+    } else if (key === 'auth' && isSeq(pair.value)) {
+      expect.auth = pair.value.items.map((x, i) => readExpectation(r, x, join(p, i)) ?? {});
+      if (pair.value.items.length !== auth.length) r.issue(pair.value, p, `${pair.value.items.length} expectations for ${auth.length} AUTH attempts`);
+    } else if (key === 'transactions') {
+      if (!isSeq(pair.value)) r.issue(pair.value, p, 'transactions must be a list, one entry per session transaction');
+      else {
+        if (pair.value.items.length !== txs.length) r.issue(pair.value, p, `${pair.value.items.length} expectations for ${txs.length} transactions`);
+        expect.transactions = pair.value.items.map((x, i) => readTxExpectation(r, x, join(p, i), txs[i]));
+      }
+    } else if (key === 'connect' || key === 'ehlo' || key === 'auth') {
+      const e = readExpectation(r, pair.value, p);
+      if (e !== undefined) expect[key] = e;
+    } else {
+      shorthand[key] = pair.value;
+    }
+  }
+  if (Object.keys(shorthand).length > 0) {
+    if (Array.isArray(s['transactions'])) r.issue(expectNode, ep, 'with session.transactions, expect mail/rcpt/headers/eom under expect.transactions');
+    else if (expect.transactions.length > 0) r.issue(expectNode, ep, 'give expect.transactions or expect.mail/rcpt/headers/eom, not both');
+    else {
+      const tx: { mail?: StageExpectation; rcpt: Record<string, StageExpectation>; headers?: StageExpectation; eom?: StageExpectation } = { rcpt: {} };
+      for (const key of ['mail', 'headers', 'eom'] as const) {
+        if (shorthand[key] !== undefined) {
+          const e = readExpectation(r, shorthand[key], join(ep, key));
+          if (e !== undefined) tx[key] = e;
+        }
+      }
+      if (shorthand['rcpt'] !== undefined) tx.rcpt = readRcptExpectations(r, shorthand['rcpt'], join(ep, 'rcpt'), txs[0]?.rcpt_to ?? [], 'session.rcpt_to');
+      expect.transactions = [tx];
+    }
+  }
+  if (r.issues.length > before) return undefined;
+  return {
+    name: name as string,
+    file: r.file,
+    line: r.lineOf(node).line ?? 0,
+    session: {
+      local: s['local'] as string,
+      remote: s['remote'] as string,
+      ...(s['tls'] === undefined ? {} : { tls: s['tls'] as Facts['tls'] }),
+      ...(typeof s['helo'] === 'string' ? { helo: s['helo'] } : {}),
+      ...(s['counters'] === undefined ? {} : { counters: s['counters'] as Facts['counters'] }),
+      auth,
+      transactions: txs,
+    },
+    expect,
+  };
+}
+
+/** Parse a scenario file; every problem is reported with file, line and key path. */
+export function parseScenarios(text: string, file: string): Scenario[] {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const r = new Reader(file, lines);
+  for (const e of doc.errors) {
+    const pos = lines.linePos(e.pos[0]);
+    r.issues.push({ file, path: '', message: e.message.split('\n')[0]?.slice(0, 160) ?? 'YAML error', line: pos.line, column: pos.col });
+  }
+  if (r.issues.length > 0) throw new ConfigError(r.issues);
+  const root = doc.contents;
+  const pairs = r.mapping(root, '', ['defaults', 'cases'], 'a scenario file (defaults, cases)');
+  const casesNode = pairs.find((p) => keyOf(p) === 'cases')?.value;
+  if (!isSeq(casesNode)) {
+    r.issue(root, 'cases', 'a scenario file is a mapping with a `cases:` list', 'see README, "Scenario files"');
+    throw new ConfigError(r.issues);
+  }
+  const defaultsNode = pairs.find((p) => keyOf(p) === 'defaults')?.value;
+  let defaults: Json = {};
+  if (defaultsNode !== undefined) {
+    const d = r.mapping(defaultsNode, 'defaults', ['session'], 'defaults (one key, session:)');
+    const s = d.find((p) => keyOf(p) === 'session')?.value;
+    if (s !== undefined) defaults = readSession(r, s, 'defaults.session');
+  }
+  const out: Scenario[] = [];
+  casesNode.items.forEach((item, i) => {
+    const c = readCase(r, item, i, defaults);
+    if (c !== undefined) out.push(c);
+  });
+  if (out.length === 0 && r.issues.length === 0) r.issue(casesNode, 'cases', 'the file has no cases');
+  if (r.issues.length > 0) throw new ConfigError(r.issues);
+  return out;
+}
+
+/** Files larger than this are refused rather than read. */
+const MAX_SCENARIO_BYTES = 8 * 1024 * 1024;
+
+export async function loadScenarios(file: string): Promise<Scenario[]> {
+  let text: string;
+  try {
+    const buf = await readFile(file);
+    if (buf.byteLength > MAX_SCENARIO_BYTES) throw Object.assign(new Error('too large'), { code: `larger than ${MAX_SCENARIO_BYTES} bytes` });
+    text = buf.toString('utf8');
+  } catch (e) {
+    throw new ConfigError([{ file, path: '', message: `cannot read scenario file (${(e as NodeJS.ErrnoException).code ?? String(e)})` }]);
+  }
+  return parseScenarios(text, file);
+}

@@ -1,0 +1,380 @@
+import { performance } from 'node:perf_hooks';
+import type { ConnectionKey, Counters } from './counters.js';
+import type { CachedSession, Snapshot } from './engine.js';
+import { EngineError } from './errors.js';
+import { authInput, mailJson, messageSummary, parseConnection, SessionInput, tlsInput, type ConnectionInput, type MessageSummary } from './input.js';
+import { asciiLower } from './util.js';
+import type { AuthFacts, Decision, DecisionFor, Endpoint, Facts, HeaderFacts, MailFacts, Stage, TlsFacts } from './types.js';
+
+/**
+ * One SMTP connection as the engine sees it: a pure object (no sockets) that builds the facts
+ * of each stage, asks the policy, and carries what SMTP carries from stage to stage — the
+ * connector, TLS, a successful AUTH, the transaction and its accepted recipients — counting
+ * logon failures and messages on the way. Every adapter and `mta-policy test` drive it.
+ *
+ * Rules (RFC 5321 / 3207 / 4954 and Exchange):
+ * - CONNECT first; nothing else before it continues. After a `disconnect` decision every call
+ *   is refused: the adapter closes the connection and calls `close()`.
+ * - EHLO/HELO and RSET end the transaction; STARTTLS discards the EHLO name, any AUTH and the
+ *   transaction (RFC 3207 §4.2).
+ * - AUTH counts only when its decision is `continue`; a failed logon is counted, and the
+ *   policy disconnects after the connector's max_logon_failures (Exchange: per connection).
+ * - MAIL opens a transaction only when it continues; RCPT counts accepted recipients; end of
+ *   headers needs one; end of headers (unless it continues) and end of message end it.
+ * - The engine, never the adapter, computes the session document; it is evaluated once per
+ *   (endpoints, TLS, AUTH) state.
+ * - Methods never throw. A call out of sequence, bad facts, a counter store that fails, or an
+ *   engine failure all answer a tempfail decision with `error` set — never an accept.
+ */
+
+export interface SessionInit {
+  /** The local endpoint the client connected to (`ip:port`): it selects the connector. */
+  readonly local: Endpoint;
+  /** The client (`ip`, `ip:port`, or an object). */
+  readonly remote: string | { readonly ip: string; readonly port?: number };
+  /** TLS from the first byte (implicit TLS, or an MTA that reports TLS at connect). */
+  readonly tls?: TlsFacts | null;
+}
+
+export interface SessionOptions {
+  /** Fields added to every decision log line (e.g. `{ conn: id, adapter: 'milter' }`). */
+  readonly logBindings?: object;
+  /** Counters for this session instead of the engine's (scenario runs use their own). */
+  readonly counters?: Counters;
+  /** Failed logons already counted for this client before the session (e.g. from a shared store). */
+  readonly logonFailures?: number;
+}
+
+/** What the engine lends a session. */
+export interface SessionEnv {
+  nextId(): string;
+  log(d: Decision, t0: number, bindings: object): void;
+  readonly counters: Counters;
+  readonly timed: boolean;
+}
+
+interface Transaction {
+  readonly mailFrom: string;
+  readonly params: MailFacts['mail_params'];
+  readonly mail: string;
+  readonly rateKeys: readonly string[];
+  accepted: number;
+  message?: { readonly headers: HeaderFacts; readonly summary: MessageSummary; readonly headerSize?: number };
+}
+
+type Phase = 'new' | 'open' | 'refused' | 'closed';
+
+export class Session {
+  private phase: Phase = 'new';
+  private tls: TlsFacts | null;
+  private heloName: string | undefined;
+  private authFacts: AuthFacts | null = null;
+  private failures = 0;
+  private accepted = 0;
+  private tx: Transaction | null = null;
+  private pendingRate: readonly string[] | null = null;
+  private connKey: ConnectionKey | null = null;
+  private connection: ConnectionInput | null = null;
+  private input: SessionInput | null = null;
+  private cached: CachedSession | null = null;
+  private connectorName: string | null = null;
+
+  constructor(
+    private readonly snap: Snapshot,
+    private readonly env: SessionEnv,
+    private readonly init: SessionInit,
+    private readonly options: SessionOptions = {},
+  ) {
+    this.tls = init.tls ?? null;
+    this.counters = options.counters ?? env.counters;
+    this.failures = options.logonFailures ?? 0;
+  }
+
+  private readonly counters: Counters;
+
+  /** The connector CONNECT selected (null before, or when none matched). */
+  get connector(): string | null {
+    return this.connectorName;
+  }
+
+  /** The login of the successful AUTH, if any. */
+  get user(): string | null {
+    return this.authFacts?.user ?? null;
+  }
+
+  get tlsActive(): boolean {
+    return this.tls !== null;
+  }
+
+  /** Failed logons so far on this connection. */
+  get logonFailures(): number {
+    return this.failures;
+  }
+
+  /** Recipients accepted in the open transaction (0 when none is open). */
+  get acceptedRecipients(): number {
+    return this.tx?.accepted ?? 0;
+  }
+
+  get inTransaction(): boolean {
+    return this.tx !== null;
+  }
+
+  /** Messages the adapter reported delivered on this connection. */
+  get messages(): number {
+    return this.accepted;
+  }
+
+  /** CONNECT: selects the connector and counts the connection. */
+  async connect(): Promise<DecisionFor<'connect'>> {
+    if (this.phase !== 'new') return this.sequence('connect', 'CONNECT was already decided');
+    this.phase = 'open';
+    return this.run('connect', async () => {
+      const input = this.sessionInput();
+      const cached = this.sessionDoc(input);
+      this.connectorName = cached?.doc.connector ?? null;
+      const counters: Record<string, number> = {};
+      if (this.connectorName !== null) {
+        const key = { connector: this.connectorName, source: input.connection.remote.ip };
+        const counts = await this.counters.openConnection(key);
+        this.connKey = key;
+        counters['connections_total'] = counts.total;
+        counters['connections_from_source'] = counts.fromSource;
+      }
+      return this.evaluate('connect', { ...this.base(), counters });
+    }, (d) => {
+      if (d.decision !== 'continue') this.phase = 'refused';
+    });
+  }
+
+  /** EHLO or HELO with its argument ('' for none). Ends any transaction. */
+  async helo(name: string): Promise<DecisionFor<'ehlo'>> {
+    if (this.phase !== 'open') return this.sequence('ehlo', this.why());
+    this.tx = null;
+    this.heloName = name;
+    return this.run('ehlo', () => this.evaluate('ehlo', { ...this.base(), helo: name }), (d) => this.after(d));
+  }
+
+  /**
+   * TLS is now active (after STARTTLS, or an MTA reporting it): the client must greet again,
+   * and anything learnt in cleartext — the EHLO name, an AUTH, a transaction — is discarded.
+   */
+  starttls(tls: TlsFacts = {}): void {
+    this.tls = tls;
+    this.heloName = undefined;
+    this.authFacts = null;
+    this.tx = null;
+    this.reset();
+  }
+
+  /** AUTH whose credentials mta-policy checked (`result`); the session is authenticated only on `continue`. */
+  async auth(attempt: AuthFacts): Promise<DecisionFor<'auth'>> {
+    if (this.phase !== 'open') return this.sequence('auth', this.why());
+    if (this.authFacts !== null) return this.sequence('auth', 'the session is already authenticated (RFC 4954 §4: AUTH once)');
+    if (this.tx !== null) return this.sequence('auth', 'AUTH is not permitted during a mail transaction (RFC 4954 §4)');
+    return this.run('auth', () => {
+      const facts = { ...this.base(), auth: attempt, counters: { logon_failures: this.failures } };
+      const input = new SessionInput(this.sessionInput().connection, tlsInput(this.tls), authInput(attempt));
+      return this.snap.evaluate('auth', facts, input, this.snap.cache ? this.snap.sessionDoc(input) : null, this.env.nextId(), false) as DecisionFor<'auth'>;
+    }, (d) => {
+      if (d.logon_failure) this.failures++;
+      if (d.decision === 'continue') {
+        this.authFacts = { mechanism: attempt.mechanism, user: attempt.user, result: 'success' };
+        this.reset();
+      }
+      this.after(d);
+    });
+  }
+
+  /**
+   * The MTA (milter, policy service) authenticated the client as `user` with `mechanism`, over
+   * the TLS state this session knows. The policy decides at MAIL what that is worth (BasicAuth
+   * on, and TLS where BasicAuthRequireTLS); mta-policy never saw the credentials.
+   */
+  mtaAuthenticated(auth: { readonly mechanism: string; readonly user: string }): void {
+    this.authFacts = { mechanism: auth.mechanism, user: auth.user, result: 'success', by_mta: true };
+    this.reset();
+  }
+
+  /** MAIL FROM; opens a transaction when it continues. */
+  async mail(from: string, params?: MailFacts['mail_params']): Promise<DecisionFor<'mail'>> {
+    if (this.phase !== 'open') return this.sequence('mail', this.why());
+    if (this.tx !== null) return this.sequence('mail', 'a transaction is already open (RFC 5321 §4.1.4: RSET first)');
+    let tx: Transaction | undefined;
+    return this.run('mail', async () => {
+      const mail = mailJson(from, params);
+      const rateKeys = this.rateKeys();
+      let last = 0;
+      for (const key of rateKeys) last = Math.max(last, await this.counters.messagesLastMinute(key));
+      tx = { mailFrom: from, params, mail, rateKeys, accepted: 0 };
+      return this.evaluate('mail', { ...this.mailFacts(from, params), counters: { messages_last_minute: last } }, { mail });
+    }, (d) => {
+      if (d.decision === 'continue' && tx !== undefined) this.tx = tx;
+      this.after(d);
+    });
+  }
+
+  /** RCPT TO; an accepted recipient is counted. */
+  async rcpt(to: string): Promise<DecisionFor<'rcpt'>> {
+    const tx = this.tx;
+    if (this.phase !== 'open' || tx === null) return this.sequence('rcpt', this.phase !== 'open' ? this.why() : 'RCPT before MAIL (RFC 5321 §4.1.4)');
+    return this.run('rcpt', () => this.evaluate('rcpt', { ...this.mailFacts(tx.mailFrom, tx.params), rcpt_to: to, accepted_rcpt_count: tx.accepted }, { mail: tx.mail }), (d) => {
+      if (d.decision === 'continue') tx.accepted++;
+      this.after(d);
+    });
+  }
+
+  /** End of headers: the header block in message order, and its size in bytes when known. */
+  async headers(headers: HeaderFacts, headerSize?: number): Promise<DecisionFor<'headers'>> {
+    const tx = this.tx;
+    if (this.phase !== 'open' || tx === null || tx.accepted === 0) {
+      return this.sequence('headers', this.phase !== 'open' ? this.why() : 'end of headers without an accepted recipient');
+    }
+    return this.run('headers', () => {
+      const summary = messageSummary(headers, headerSize, undefined, false);
+      tx.message = headerSize === undefined ? { headers, summary } : { headers, summary, headerSize };
+      const facts = { ...this.mailFacts(tx.mailFrom, tx.params), accepted_rcpt_count: tx.accepted, headers, ...(headerSize === undefined ? {} : { header_size: headerSize }) };
+      return this.evaluate('headers', facts, { mail: tx.mail, message: summary });
+    }, (d) => {
+      if (d.decision !== 'continue') this.tx = null;
+      this.after(d);
+    });
+  }
+
+  /** End of message with its size in bytes (header and body); ends the transaction. */
+  async eom(messageSize: number): Promise<DecisionFor<'eom'>> {
+    const tx = this.tx;
+    const message = tx?.message;
+    if (this.phase !== 'open' || tx === null || message === undefined) {
+      return this.sequence('eom', this.phase !== 'open' ? this.why() : 'end of message before end of headers');
+    }
+    this.tx = null;
+    this.pendingRate = null;
+    return this.run('eom', () => {
+      const facts = {
+        ...this.mailFacts(tx.mailFrom, tx.params),
+        accepted_rcpt_count: tx.accepted,
+        headers: message.headers,
+        message_size: messageSize,
+        ...(message.headerSize === undefined ? {} : { header_size: message.headerSize }),
+      };
+      return this.evaluate('eom', facts, { mail: tx.mail });
+    }, (d) => {
+      if (d.decision === 'accept') this.pendingRate = tx.rateKeys;
+      this.after(d);
+    });
+  }
+
+  /**
+   * The message the last end-of-message decision accepted was delivered (the next hop or the
+   * MTA took it): it counts towards the message rate. Call it once per accepted message.
+   */
+  async messageAccepted(): Promise<void> {
+    const keys = this.pendingRate;
+    this.pendingRate = null;
+    if (keys === null) return;
+    this.accepted++;
+    for (const key of keys) await this.counters.recordMessage(key);
+  }
+
+  /** RSET (or the MTA aborting a message): the transaction ends. */
+  rset(): void {
+    this.tx = null;
+  }
+
+  /** The connection closed. Idempotent; releases the connection count. */
+  async close(): Promise<void> {
+    this.phase = 'closed';
+    this.tx = null;
+    const key = this.connKey;
+    this.connKey = null;
+    if (key !== null) {
+      try {
+        await this.counters.closeConnection(key);
+      } catch {
+        // A counter store that fails here leaves a stale count; it must not fail the close.
+      }
+    }
+  }
+
+  // --- internals -------------------------------------------------------------------------------
+
+  private base(): Facts {
+    return { local: this.init.local, remote: this.init.remote, ...(this.tls === null ? {} : { tls: this.tls }), ...(this.authFacts === null ? {} : { auth: this.authFacts }) };
+  }
+
+  private mailFacts(from: string, params: MailFacts['mail_params']): Facts {
+    return { ...this.base(), ...(this.heloName === undefined ? {} : { helo: this.heloName }), mail_from: from, ...(params === undefined ? {} : { mail_params: params }) };
+  }
+
+  /** The session's restricted input for its current endpoints, TLS and AUTH. */
+  private sessionInput(): SessionInput {
+    if (this.input === null) {
+      this.connection ??= parseConnection(this.init.local, this.init.remote);
+      this.input = new SessionInput(this.connection, tlsInput(this.tls), authInput(this.authFacts));
+    }
+    return this.input;
+  }
+
+  private sessionDoc(input: SessionInput): CachedSession | null {
+    if (!this.snap.cache) return null;
+    if (this.cached === null) this.cached = this.snap.sessionDoc(input);
+    return this.cached;
+  }
+
+  /** TLS or AUTH changed: the session document must be computed afresh. */
+  private reset(): void {
+    this.input = null;
+    this.cached = null;
+  }
+
+  /** The rate keys of a message on this connector (per its message_rate_source). */
+  private rateKeys(): string[] {
+    const conn = this.snap.connector(this.connectorName);
+    if (conn === undefined || conn.message_rate_limit === null) return [];
+    const ip = this.sessionInput().connection.remote.ip;
+    const byIp = `${conn.name}\0ip:${ip}`;
+    // Exchange MessageRateSource: User counts per authenticated user (an anonymous client is
+    // its address), IPAddress per client address, All both.
+    const byUser = this.authFacts === null ? byIp : `${conn.name}\0user:${asciiLower(this.authFacts.user)}`;
+    if (conn.message_rate_source === 'ip_address') return [byIp];
+    if (conn.message_rate_source === 'all') return byUser === byIp ? [byIp] : [byUser, byIp];
+    return [byUser];
+  }
+
+  private evaluate<S extends Stage>(stage: S, facts: Facts, parts = {}): DecisionFor<S> {
+    const input = this.sessionInput();
+    return this.snap.evaluate(stage, facts, input, this.sessionDoc(input), this.env.nextId(), false, parts) as DecisionFor<S>;
+  }
+
+  /** Run one stage: time it, turn any failure into the fail-safe tempfail, log it, apply its effect. */
+  private async run<S extends Stage>(stage: S, decide: () => DecisionFor<S> | Promise<DecisionFor<S>>, effect: (d: DecisionFor<S>) => void): Promise<DecisionFor<S>> {
+    const t0 = this.env.timed ? performance.now() : 0;
+    let d: DecisionFor<S>;
+    try {
+      d = await decide();
+    } catch (e) {
+      d = this.snap.failSafe(this.env.nextId(), stage, e, this.connectorName) as DecisionFor<S>;
+    }
+    effect(d);
+    this.env.log(d, t0, this.options.logBindings ?? {});
+    return d;
+  }
+
+  private after(d: Decision): void {
+    if (d.decision === 'disconnect') {
+      this.phase = 'refused';
+      this.tx = null;
+    }
+  }
+
+  private why(): string {
+    return this.phase === 'new' ? 'CONNECT has not been decided' : this.phase === 'refused' ? 'the session was refused or disconnected' : 'the session is closed';
+  }
+
+  private sequence<S extends Stage>(stage: S, why: string): DecisionFor<S> {
+    const d = this.snap.failSafe(this.env.nextId(), stage, new EngineError('ENGINE_SESSION_SEQUENCE', `${stage}: ${why}`), this.connectorName) as DecisionFor<S>;
+    this.env.log(d, 0, this.options.logBindings ?? {});
+    return d;
+  }
+}

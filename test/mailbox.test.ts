@@ -274,7 +274,7 @@ describe('parseMailboxList: generated and mutated lists', () => {
         if (mailboxAddress(a).problem === 'multiple_at') failures.push({ value, address: a });
       }
       // Differential check on a sample: the RFC 5322 grammar library must agree.
-      if (value.length < 300 && rand() < 0.1 && !same(oracle(value), plain(r.addresses))) failures.push({ value, r, oracle: oracle(value) });
+      if (value.length < 300 && rand() < 0.05 && !same(oracle(value), plain(r.addresses))) failures.push({ value, r, oracle: oracle(value) });
     });
     expect(failures.slice(0, 5)).toEqual([]);
     expect(ran).toBeGreaterThan(0);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { normaliseDomain, parentDomains, parsePath } from '../engine/address.js';
+import { certificateDomain, normaliseDomain, parentDomains, parseDomain, parsePath, parseReversePath } from '../engine/address.js';
 import { buildInput } from '../engine/input.js';
+import { fuzz, mutate, pick, randomString } from './helpers/fuzz.js';
 
 describe('parsePath: envelope addresses, normalised and flagged', () => {
   it.each([
@@ -50,21 +51,193 @@ describe('parsePath: envelope addresses, normalised and flagged', () => {
     expect(parsePath(raw).valid).toBe(false);
   });
 
-  it('is total: random bytes never throw', () => {
-    let seed = 7;
-    const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-    const chars = '<>@%!":,[].\\ aZ9-\u00e9\u0000\r\n';
-    for (let i = 0; i < 5000; i++) {
-      const s = Array.from({ length: Math.floor(rnd() * 40) }, () => chars[Math.floor(rnd() * chars.length)]).join('');
-      expect(() => parsePath(s)).not.toThrow();
-    }
-  });
-
   it('normalises domains', () => {
     expect(normaliseDomain('MAIL.Example.TEST.')).toBe('mail.example.test');
     expect(normaliseDomain('')).toBeNull();
     expect(normaliseDomain('.')).toBeNull();
     expect(parentDomains('a.b.c.test')).toEqual(['b.c.test', 'c.test', 'test']);
+  });
+});
+
+describe('parseDomain: RFC 5321 syntax first, then UTS-46 for non-ASCII names', () => {
+  it.each([
+    ['MAIL.Example.TEST.', 'mail.example.test'],
+    ['a', 'a'],
+    ['r3---sn-4g5e.googlevideo.test', 'r3---sn-4g5e.googlevideo.test'], // RFC 5321 ldh-str allows inner "--"
+    ['bücher.test', 'xn--bcher-kva.test'],
+    ['BÜCHER.Test', 'xn--bcher-kva.test'],
+    ['XN--BCHER-KVA.test', 'xn--bcher-kva.test'],
+    ['faß.de', 'xn--fa-hia.de'], // non-transitional: ß stays ß, not "ss"
+    ['bücher\u3002test', 'xn--bcher-kva.test'], // UTS-46 maps the ideographic full stop
+    ['nort\u00adhwind.test', 'northwind.test'], // UTS-46 ignores the soft hyphen
+    ['\u0627\u0644\u0639\u0631\u0628\u064a\u0629.test', 'xn--mgbcd4a2b0d2b.test'],
+    [`${'a'.repeat(63)}.test`, `${'a'.repeat(63)}.test`],
+    [`${'a.'.repeat(126)}b`, `${'a.'.repeat(126)}b`], // 253 characters
+  ])('%s → %s', (text, domain) => {
+    expect(parseDomain(text)).toEqual({ ok: true, domain });
+    expect(normaliseDomain(domain)).toBe(domain);
+  });
+
+  it.each([
+    ['', 'empty'],
+    ['.', 'empty'],
+    ['a..b', 'empty_label'],
+    ['.a.test', 'empty_label'],
+    ['a.test..', 'empty_label'],
+    ['northwind.test/victim.test', 'character'], // a URL parser cuts at "/"
+    ['victim.test%2enorthwind.test', 'character'], // a URL parser decodes %2e
+    ['northwind.test?x', 'character'],
+    ['northwind.test#x', 'character'],
+    ['northwind.test\\x', 'character'],
+    ['u@northwind.test', 'character'],
+    ['north wind.test', 'character'],
+    ['northwind.test:25', 'character'],
+    ['a_b.test', 'character'],
+    ['bücher.test/x', 'character'],
+    ['b\u00fccher%2etest', 'character'],
+    ['-bad.test', 'hyphen'],
+    ['bad-.test', 'hyphen'],
+    ['1.2.3.4', 'numeric_tld'], // RFC 1123 §2.1: a TLD is never all digits
+    ['0x7f.1', 'numeric_tld'], // a URL parser reads this as 127.0.0.1
+    ['example.123', 'numeric_tld'],
+    [`${'a'.repeat(64)}.test`, 'label_too_long'],
+    [`${'a.'.repeat(126)}bc`, 'too_long'], // 254 characters
+    [`${'é'.repeat(128)}`, 'too_long'], // 256 UTF-8 octets
+    ['xn--bcher-kvb.test', 'idna'], // not the A-label of anything valid
+    ['xn--a.test', 'idna'],
+    ['xn--ab-.test', 'hyphen'],
+    ['-bücher.test', 'idna'], // CheckHyphens on the U-label
+    ['ab\u200dc.test', 'idna'], // CheckJoiners
+    ['\u0663.test', 'idna'], // CheckBidi: an Arabic-Indic digit cannot start a label
+    ['\u0627.1test', 'idna'], // CheckBidi applies to every label of a Bidi name
+    ['bücher\uff0ftest', 'idna'], // fullwidth solidus maps to "/" and STD3 refuses it
+    ['bücher\u3000test', 'idna'], // ideographic space maps to a space
+    ['\ud800.test', 'character'], // lone surrogate
+    [`${'中'.repeat(60)}.test`, 'idna'], // VerifyDnsLength on the A-label
+  ])('refuses %s (%s)', (text, problem) => {
+    expect(parseDomain(text)).toEqual({ ok: false, problem });
+    expect(normaliseDomain(text)).toBeNull();
+  });
+
+  it('is total and idempotent on random and mutated names', () => {
+    const alphabet = ['a', 'Z', '0', '9', '-', '.', '.', 'xn--', 'ü', 'ß', '\u3002', '\u00ad', '\u0627', '\u200d', '%', '/', '@', ' ', '_', '\u0000', '\ud800', 'K', '\u212a'];
+    const seeds = ['northwind.test', 'bücher.test', 'xn--bcher-kva.test', 'mx.fabrikam.test.', 'r3---sn.x.test'];
+    const ran = fuzz({ seed: 5321, count: 20_000, budgetMs: 15_000 }, (rand) => {
+      const text = rand() < 0.5 ? randomString(rand, alphabet, 24) : mutate(rand, pick(rand, seeds), alphabet);
+      const d = normaliseDomain(text);
+      if (d === null) return;
+      expect(d).toMatch(/^[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})*$/);
+      expect(d.length).toBeLessThanOrEqual(253);
+      expect(normaliseDomain(d)).toBe(d);
+    });
+    expect(ran).toBeGreaterThan(0);
+  });
+});
+
+describe('certificateDomain: SAN dNSName or CN', () => {
+  it.each([
+    ['mx.fabrikam.test', 'mx.fabrikam.test'],
+    ['*.fabrikam.test', 'fabrikam.test'],
+    ['MX.Fabrikam.Test.', 'mx.fabrikam.test'],
+    ['fabrikam.test/evil', null],
+    ['fabrikam.test%2fevil', null],
+    ['*.*.fabrikam.test', null],
+    ['f*.fabrikam.test', null],
+    ['*', null],
+    ['*.', null],
+    ['192.0.2.1', null],
+    ['', null],
+  ])('%s → %s', (name, domain) => {
+    expect(certificateDomain(name)).toBe(domain);
+  });
+});
+
+describe('parseReversePath: MAIL FROM', () => {
+  it('refuses several @ in a sender, which RCPT only flags', () => {
+    expect(parseReversePath('<a@victim.test@northwind.test>')).toMatchObject({ valid: false, problem: 'multiple_at', key: '' });
+    expect(parseReversePath('a@victim.test@northwind.test')).toMatchObject({ valid: false, problem: 'multiple_at' });
+    expect(parsePath('<a@victim.test@northwind.test>')).toMatchObject({ valid: true, routing: { multiple_at: true } });
+  });
+
+  it.each([
+    ['<>', { valid: true, null: true }],
+    ['<nancy@northwind.test>', { valid: true, key: 'nancy@northwind.test' }],
+    ['<"a@victim.test"@northwind.test>', { valid: true, routing: { quoted_at: true } }],
+    ['<a%victim.test@northwind.test>', { valid: true, routing: { percent: true } }],
+    ['<@hop.test:nancy@northwind.test>', { valid: true, routing: { source_route: true }, key: 'nancy@northwind.test' }],
+  ] as const)('keeps %s as RFC 5321 allows it', (raw, expected) => {
+    expect(parseReversePath(raw)).toMatchObject(expected);
+  });
+});
+
+describe('parsePath: keys, limits and refusals', () => {
+  it.each([
+    ['<NANCY@Northwind.TEST>', 'nancy@northwind.test'],
+    ['<\u212aelvin@northwind.test>', '\u212aelvin@northwind.test'], // Kelvin sign: ASCII folding leaves it
+    ['<"ceo"@northwind.test>', 'ceo@northwind.test'], // RFC 5321 §4.1.2: needless quotes change nothing
+    ['<"c\\eo"@northwind.test>', 'ceo@northwind.test'],
+    ['<"John Doe"@northwind.test>', '"john doe"@northwind.test'],
+    ['<"a\\"b"@northwind.test>', '"a\\"b"@northwind.test'],
+    ['<"a..b"@northwind.test>', 'a..b@northwind.test'],
+    ['<a..b@northwind.test>', 'a..b@northwind.test'], // dots are tolerated, as Postfix does
+    ['<pelé@bücher.test>', 'pelé@xn--bcher-kva.test'],
+  ])('%s has key %s', (raw, key) => {
+    expect(parsePath(raw)).toMatchObject({ valid: true, key });
+  });
+
+  it.each([
+    ['<u@northwind.test/victim.test>', 'domain'],
+    ['<u@victim.test%2enorthwind.test>', 'domain'],
+    ['<u@northwind.test#victim.test>', 'domain'],
+    ['<u@1.2.3.4>', 'domain'], // an IP needs the literal form
+    ['u@northwind.test>', 'brackets'],
+    ['<u@north\u0000wind.test>', 'control'],
+    ['<u@northwind.test\r\n>', 'control'],
+    ['<u\u0085@northwind.test>', 'control'],
+    ['<u\ud800@northwind.test>', 'control'],
+    ['<a,b@northwind.test>', 'local'],
+    ['<a b@northwind.test>', 'local'],
+    ['<a@@northwind.test>', 'local'],
+    ['<"a"b@northwind.test>', 'local'],
+    ['<"a\\\u00e9"@northwind.test>', 'local'], // quoted-pairSMTP is \\ + %d32-126
+    ['<@bad_hop:u@northwind.test>', 'route'],
+    ['<@hop.test u@northwind.test>', 'route'],
+    ['<u@[IPv7:1::1]>', 'literal'],
+    ['<>x', 'brackets'],
+    ['', 'local'],
+  ])('refuses %s (%s)', (raw, problem) => {
+    expect(parsePath(raw)).toMatchObject({ valid: false, problem, key: '' });
+  });
+
+  it('bounds a path at 256 octets including the brackets, a local part at 64 octets', () => {
+    const domain = `${'d'.repeat(60)}.${'d'.repeat(60)}.${'d'.repeat(60)}.tests`; // 188
+    const path = (local: string): string => `<${local}@${domain}>`;
+    expect(path('l'.repeat(64)).length).toBe(255);
+    expect(parsePath(path('l'.repeat(64))).valid).toBe(true);
+    expect(parsePath(`<${'l'.repeat(64)}@${domain}x>`).valid).toBe(true); // 256
+    expect(parsePath(`<${'l'.repeat(64)}@${domain}xy>`)).toMatchObject({ problem: 'too_long' }); // 257
+    expect(parsePath(`${'l'.repeat(64)}@${domain}xy`)).toMatchObject({ problem: 'too_long' }); // brackets counted when absent
+    expect(parsePath(`<${'é'.repeat(32)}@x.test>`).valid).toBe(true); // 64 octets
+    expect(parsePath(`<${'é'.repeat(33)}@x.test>`)).toMatchObject({ problem: 'local_too_long' });
+  });
+
+  it('is total on random and mutated paths; results are consistent', () => {
+    const alphabet = ['<', '>', '@', '@', '%', '!', '"', '\\', ':', ',', '[', ']', '.', ' ', '\t', 'a', 'Z', '9', '-', 'é', 'ü', '\u212a', '\u0000', '\r', '\n', 'IPv6:', 'xn--', '/', '#'];
+    const seeds = ['<nancy@northwind.test>', '<"a b"@x.test>', '<@hop.test,@b.test:u@x.test>', '<u@[192.0.2.1]>', '<u@[IPv6:2001:db8::1]>', '<a@b@c.test>', '<>', 'pelé@bücher.test'];
+    const ran = fuzz({ seed: 2821, count: 20_000, budgetMs: 15_000 }, (rand) => {
+      const raw = rand() < 0.4 ? randomString(rand, alphabet, 40) : mutate(rand, pick(rand, seeds), alphabet);
+      const forward = parsePath(raw);
+      const reverse = parseReversePath(raw);
+      expect(forward.valid).toBe(forward.problem === null);
+      if (reverse.valid) expect([reverse.routing.multiple_at, forward]).toEqual([false, reverse]);
+      else if (forward.valid) expect([forward.routing.multiple_at, reverse.problem]).toEqual([true, 'multiple_at']);
+      if (!forward.valid || forward.null) return;
+      if (forward.literal === null) expect(normaliseDomain(forward.domain)).toBe(forward.domain);
+      expect(forward.key.endsWith(`@${forward.domain}`)).toBe(true);
+      // The key is canonical: as a path it parses to the same key.
+      if (forward.literal === null) expect(parsePath(`<${forward.key}>`).key).toBe(forward.key);
+    });
+    expect(ran).toBeGreaterThan(0);
   });
 });
 

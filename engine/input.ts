@@ -1,8 +1,9 @@
-import { normaliseDomain, parentDomains, parsePath, type NormalisedAddress } from './address.js';
+import { certificateDomain, normaliseDomain, parentDomains, parsePath, parseReversePath, type NormalisedAddress } from './address.js';
 import { EngineError } from './errors.js';
 import { addressBits } from './data.js';
 import { canonicalIp, parseIp } from './ip.js';
-import { fromHeaderMailboxes, isFieldName } from './message.js';
+import { fieldKey, unfoldFieldValue } from './header-fields.js';
+import { MAILBOX_LIST_LIMITS, parseMailboxList } from './mailbox.js';
 import type { AuthFacts, ConnectFacts, CounterFacts, Facts, HeaderFacts, Stage, TlsFacts } from './types.js';
 import { asciiLower, asciiUpper, isRecord } from './util.js';
 
@@ -30,7 +31,9 @@ export const INPUT_LIMITS = {
   /** The whole header block, when the adapter does not say. */
   headerBytes: 1048576,
   /** Mailboxes across From, Sender, Resent-From and Resent-Sender. */
-  fromAddresses: 100,
+  fromAddresses: MAILBOX_LIST_LIMITS.mailboxes,
+  /** Resent-From / Resent-Sender fields (one per resent block, RFC 5322 §3.6.6). */
+  resentFields: 20,
   certNames: 100,
   stringLength: 4096,
 } as const;
@@ -106,9 +109,8 @@ const senderMemo = new Memo<AddressEntry>(4096);
 
 function addressEntry(raw: string, sender: boolean): AddressEntry {
   return (sender ? senderMemo : addressMemo).get(raw, () => {
-    const parsed = parsePath(raw);
     // A reverse-path names one mailbox: several `@` (which RCPT flags as routing) make it invalid.
-    const address = toPolicyAddress(sender && parsed.valid && parsed.routing.multiple_at ? { ...parsed, valid: false } : parsed);
+    const address = toPolicyAddress(sender ? parseReversePath(raw) : parsePath(raw));
     return { address, json: JSON.stringify(address) };
   });
 }
@@ -218,7 +220,7 @@ function certNames(cert: unknown): ClientCertInput | undefined {
   if (list.length > INPUT_LIMITS.certNames) throw bad(`more than ${INPUT_LIMITS.certNames} certificate names`);
   const names: Record<string, true> = {};
   for (const name of list) {
-    const domain = normaliseDomain(str(name, 'certificate name').replace(/^\*\./, ''));
+    const domain = certificateDomain(str(name, 'certificate name'));
     if (domain === null) continue;
     names[domain] = true;
     for (const parent of parentDomains(domain)) names[parent] = true;
@@ -419,25 +421,31 @@ export function messageSummary(headersFact: HeaderFacts | undefined, headerSizeF
   let headerBytes = 2; // the empty line ending the header block
   let invalid = false;
   const from: string[] = [];
+  const seen: Record<string, number> = {};
   for (const [name, value] of headers) {
     headerBytes += Buffer.byteLength(name) + Buffer.byteLength(value) + 4; // "Name: value\r\n"
-    if (!isFieldName(name)) {
+    const lower = fieldKey(name);
+    if (lower === null) {
       invalid = true;
       continue;
     }
-    const lower = asciiLower(name);
     names.add(lower);
     if (lower === 'received') received++;
     const kind = SENDER_FIELDS[lower];
-    if (kind !== undefined) {
-      const mailboxes = fromHeaderMailboxes(value, kind === 'single');
-      if (mailboxes === null) invalid = true;
-      else {
-        for (const m of mailboxes) {
-          if (from.length >= INPUT_LIMITS.fromAddresses) throw bad(`more than ${INPUT_LIMITS.fromAddresses} sender mailboxes`);
-          from.push(addressEntry(m, true).json);
-        }
-      }
+    if (kind === undefined) continue;
+    const n = (seen[lower] = (seen[lower] ?? 0) + 1);
+    // RFC 5322 §3.6: one From and at most one Sender; Resent-* once per resent block.
+    if ((kind === 'single' || lower === 'from') && n > 1 && !lower.startsWith('resent-')) invalid = true;
+    if (lower.startsWith('resent-') && n > INPUT_LIMITS.resentFields) throw bad(`more than ${INPUT_LIMITS.resentFields} ${name} fields`);
+    const unfolded = unfoldFieldValue(value);
+    const list = unfolded === null ? null : parseMailboxList(unfolded, { single: kind === 'single' });
+    if (list === null || !list.ok) {
+      invalid = true;
+      continue;
+    }
+    for (const m of list.addresses) {
+      if (from.length >= INPUT_LIMITS.fromAddresses) throw bad(`more than ${INPUT_LIMITS.fromAddresses} sender mailboxes`);
+      from.push(addressEntry(`<${m}>`, true).json);
     }
   }
   let headerSize = headerBytes;

@@ -1,5 +1,5 @@
 /** Normalisation of configured domain names, host names and email addresses. */
-import { normaliseDomain as normaliseEnvelopeDomain } from '../address.js';
+import { parseDomain } from '../address.js';
 import { isParseFailure } from '../ip.js';
 import type { ParseFailure } from '../ip.js';
 import { code } from './messages.js';
@@ -31,13 +31,12 @@ export function normaliseDomain(text: string, allowWildcard: boolean): { domain:
   if (BAD_DOMAIN_CHARS.test(t)) return { error: `${code(text)} is not a valid domain name`, fix: DOMAIN_FIX };
   // The same conversion the engine applies to envelope domains at run time, so a configured
   // domain and a recipient's domain can never be normalised differently.
-  const ascii = normaliseEnvelopeDomain(t);
-  if (ascii === null) return { error: `${code(text)} is not a valid domain name`, fix: DOMAIN_FIX };
-  const labels = ascii.split('.');
-  if (/^[0-9]+$/.test(labels[labels.length - 1] ?? '')) {
+  const parsed = parseDomain(t);
+  if (parsed.ok) return { domain: parsed.domain, wildcard };
+  if (parsed.problem === 'numeric_tld') {
     return { error: `${code(text)} is an IP address or ends in a numeric label, not a domain name`, fix: DOMAIN_FIX };
   }
-  return { domain: ascii, wildcard };
+  return { error: `${code(text)} is not a valid domain name`, fix: DOMAIN_FIX };
 }
 
 const LOCAL_RE = /^[^\s@<>()[\]\\,;:"\p{Cc}]+$/u;

@@ -1,6 +1,8 @@
 import { RIGHTS, type Config, type ConnectorConfig, type Reply } from './config/types.js';
 import { PERMISSION_GROUPS, SERVER_GROUPS } from './permissions.js';
 import { REPLY_CATALOGUE, type CatalogueReply } from './replies.js';
+import { ADDRESS_BITS } from './ip.js';
+import { asciiLower } from './util.js';
 
 /**
  * Compile a validated Config into the OPA data document the Rego reads (`data.config`).
@@ -125,10 +127,10 @@ function compileIdentities(config: Config): Pick<PolicyData, 'logins' | 'users'>
   const logins: Record<string, string> = {};
   const users: Record<string, CompiledUser> = {};
   for (const u of config.users) {
-    const key = u.name.toLowerCase();
+    const key = asciiLower(u.name);
     const principals = new Set(['authenticated', `user:${key}`]);
     for (const g of u.groups) {
-      const group = g.toLowerCase();
+      const group = asciiLower(g);
       principals.add(`group:${group}`);
       const server = SERVER_GROUPS[group];
       if (server !== undefined) principals.add(server);
@@ -210,7 +212,6 @@ function compileReplies(overrides: Readonly<Record<string, Reply>>): PolicyData[
 
 // --- connector selection index ---------------------------------------------------------------
 
-const WIDTH = { 4: 32, 6: 128 } as const;
 
 /** Split an inclusive range into the minimal list of CIDR blocks. */
 export function rangeToBlocks(first: bigint, last: bigint, width: number): { network: bigint; length: number }[] {
@@ -233,7 +234,7 @@ export function rangeToBlocks(first: bigint, last: bigint, width: number): { net
 }
 
 export function addressBits(value: bigint, family: 4 | 6): string {
-  return value.toString(2).padStart(WIDTH[family], '0');
+  return value.toString(2).padStart(ADDRESS_BITS[family], '0');
 }
 
 function compileSelection(connectors: readonly ConnectorConfig[]): PolicyData['selection'] {
@@ -277,7 +278,7 @@ function compileSelection(connectors: readonly ConnectorConfig[]): PolicyData['s
   for (const p of pending) {
     const score = ((rank.get(p.size) ?? 0) * 2 + (p.wildcard ? 1 : 0)) * span + p.uid;
     const group = (out[p.family === 4 ? '4' : '6'][p.key] ??= { lengths: [], prefixes: {} });
-    for (const block of rangeToBlocks(p.first, p.last, WIDTH[p.family])) {
+    for (const block of rangeToBlocks(p.first, p.last, ADDRESS_BITS[p.family])) {
       const prefix = addressBits(block.network, p.family).slice(0, block.length);
       const existing = group.prefixes[prefix];
       // The same block can come from two nested ranges: keep the more specific one.

@@ -1,8 +1,11 @@
 /** The connector selection conflict check: overlapping remote ranges on the same binding. */
-import type { Binding, IpRange } from './types.js';
-import type { BuiltConnector } from './connectors.js';
-import type { Context } from './context.js';
-import { code } from './messages.js';
+import type { Binding, ConnectorConfig, IpRange } from './types.js';
+import { code, excerpt, type Issues } from './issues.js';
+
+interface BuiltConnector {
+  readonly index: number;
+  readonly config: ConnectorConfig;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Connector selection conflicts (Exchange refuses these at configuration time)
@@ -45,7 +48,7 @@ class ConflictReporter {
   private count = 0;
   private truncated = false;
 
-  constructor(private readonly ctx: Context) {}
+  constructor(private readonly issues: Issues) {}
 
   private get full(): boolean {
     return this.count >= MAX_CONFLICT_REPORTS;
@@ -63,7 +66,7 @@ class ConflictReporter {
     }
     this.seen.add(key);
     this.count++;
-    const ctx = this.ctx;
+    const ctx = this.issues;
     const cx = x.conn.config;
     const cy = y.conn.config;
     const how = kind === 'equal' ? 'are equal' : 'partially overlap';
@@ -73,28 +76,19 @@ class ConflictReporter {
         : `listen on ${x.binding.text} and ${y.binding.text}`;
     const message =
       `connectors ${code(cx.name)} (${ctx.where(cx.source)}) and ${code(cy.name)} (${ctx.where(cy.source)}) ${on}, ` +
-      `and their remote ranges ${x.range.text} (${ctx.where(x.range.source)}) and ${y.range.text} (${ctx.where(y.range.source)}) ${how}: ` +
+      `and their remote ranges ${excerpt(x.range.text)} (${ctx.where(x.range.source)}) and ${excerpt(y.range.text)} (${ctx.where(y.range.source)}) ${how}: ` +
       'a client in the overlap would match both';
-    const path = y.range.source.path;
-    const line = y.range.source.line;
-    ctx.issues.push({
-      file: ctx.file,
-      ...(line === undefined ? {} : { line }),
-      path,
-      message,
-      fix: 'make one range contain the other, split the range, or bind one connector to a specific local IP',
-    });
+    ctx.addAt(y.range.source, message, 'make one range contain the other, split the range, or bind one connector to a specific local IP');
     return !this.full;
   }
 
   finish(): void {
     if (this.truncated) {
-      this.ctx.issues.push({
-        file: this.ctx.file,
-        path: 'connectors',
-        message: `there are more connector range conflicts than the ${MAX_CONFLICT_REPORTS} listed`,
-        fix: 'fix the conflicts above and check again',
-      });
+      this.issues.addAt(
+        { file: this.issues.file, path: 'connectors' },
+        `there are more connector range conflicts than the ${MAX_CONFLICT_REPORTS} listed`,
+        'fix the conflicts above and check again',
+      );
     }
   }
 }
@@ -155,7 +149,9 @@ function mergeSorted(a: readonly SweepItem[], b: readonly SweepItem[]): SweepIte
   return out;
 }
 
-export function checkConflicts(ctx: Context, connectors: readonly BuiltConnector[]): void {
+/** Reports connectors whose remote ranges are equal or partially overlap on a shared binding. */
+export function checkConflicts(issues: Issues, configs: readonly ConnectorConfig[]): void {
+  const connectors = configs.map((config, index) => ({ index, config }));
   // (port, family) → local ip or '*' → items.
   const groups = new Map<string, Map<string, SweepItem[]>>();
   for (const conn of connectors) {
@@ -178,7 +174,7 @@ export function checkConflicts(ctx: Context, connectors: readonly BuiltConnector
       });
     }
   }
-  const rep = new ConflictReporter(ctx);
+  const rep = new ConflictReporter(issues);
   for (const byIp of groups.values()) {
     for (const list of byIp.values()) list.sort(compareItems);
     for (const list of byIp.values()) sweepSame(list, rep);

@@ -1,49 +1,59 @@
+import type { Reply } from '../reply.js';
+
 /**
  * The validated, normalised configuration. `loadConfig()` produces it from one YAML file;
  * `compileData()` (engine/data.ts) turns it into the OPA data document the Rego reads.
  * Nothing here is mutated after validation.
  */
 
-export type Dialect = 'exchange' | 'rfc';
-export type Usage = 'client' | 'internet' | 'internal' | 'partner' | 'custom';
-export type PermissionGroup =
-  | 'AnonymousUsers'
-  | 'ExchangeUsers'
-  | 'ExchangeServers'
-  | 'ExchangeLegacyServers'
-  | 'Partners';
-export type AuthMechanism = 'None' | 'Tls' | 'BasicAuth' | 'BasicAuthRequireTLS' | 'ExternalAuthoritative';
-export type AcceptedDomainType = 'authoritative' | 'internal_relay' | 'external_relay';
-export type MessageRateSource = 'user' | 'ip_address' | 'all';
+export const DIALECTS = ['exchange', 'rfc'] as const;
+export type Dialect = (typeof DIALECTS)[number];
+export const USAGES = ['client', 'internet', 'internal', 'partner', 'custom'] as const;
+export type Usage = (typeof USAGES)[number];
+export const PERMISSION_GROUP_NAMES = ['AnonymousUsers', 'ExchangeUsers', 'ExchangeServers', 'ExchangeLegacyServers', 'Partners'] as const;
+export type PermissionGroup = (typeof PERMISSION_GROUP_NAMES)[number];
+export const AUTH_MECHANISMS = ['None', 'Tls', 'BasicAuth', 'BasicAuthRequireTLS', 'ExternalAuthoritative'] as const;
+export type AuthMechanism = (typeof AUTH_MECHANISMS)[number];
+export const ACCEPTED_DOMAIN_TYPES = ['authoritative', 'internal_relay', 'external_relay'] as const;
+export type AcceptedDomainType = (typeof ACCEPTED_DOMAIN_TYPES)[number];
+export const MESSAGE_RATE_SOURCES = ['user', 'ip_address', 'all'] as const;
+export type MessageRateSource = (typeof MESSAGE_RATE_SOURCES)[number];
 
 /**
- * Extended rights, spelled as Exchange spells them. Config accepts any letter case and
+ * Extended rights, spelled as Exchange spells them (the one list: the engine's permission
+ * groups and the decision's rights mask derive from it). Config accepts any letter case and
  * normalises to these spellings.
  */
-export const RIGHTS = [
-  'ms-Exch-SMTP-Submit',
-  'ms-Exch-SMTP-Submit-For-MLS',
-  'ms-Exch-SMTP-Accept-Any-Recipient',
-  'ms-Exch-SMTP-Accept-Any-Sender',
-  'ms-Exch-SMTP-Accept-Authoritative-Domain-Sender',
-  'ms-Exch-SMTP-Accept-Authentication-Flag',
-  'ms-Exch-Accept-Headers-Routing',
-  'ms-Exch-Accept-Headers-Organization',
-  'ms-Exch-Accept-Headers-Forest',
-  'ms-Exch-Bypass-Anti-Spam',
-  'ms-Exch-Bypass-Message-Size-Limit',
-  'ms-Exch-SMTP-Accept-Exch50',
-  // Internal Exchange-to-Exchange rights from here to the end (engine/permissions.ts relies on it).
-  'ms-Exch-SMTP-Accept-XAttr',
-  'ms-Exch-SMTP-Accept-XProxyFrom',
-  'ms-Exch-SMTP-Accept-XSessionParams',
-  'ms-Exch-SMTP-Accept-XShadow',
-  'ms-Exch-SMTP-Accept-XSysProbe',
-  'ms-Exch-SMTP-Send-XMessageContext-ADRecipientCache',
-  'ms-Exch-SMTP-Send-XMessageContext-ExtendedProperties',
-  'ms-Exch-SMTP-Send-XMessageContext-FastIndex',
-] as const;
-export type Right = (typeof RIGHTS)[number];
+export const RIGHT = {
+  submit: 'ms-Exch-SMTP-Submit',
+  submitForMls: 'ms-Exch-SMTP-Submit-For-MLS',
+  acceptAnyRecipient: 'ms-Exch-SMTP-Accept-Any-Recipient',
+  acceptAnySender: 'ms-Exch-SMTP-Accept-Any-Sender',
+  acceptAuthoritativeDomainSender: 'ms-Exch-SMTP-Accept-Authoritative-Domain-Sender',
+  acceptAuthenticationFlag: 'ms-Exch-SMTP-Accept-Authentication-Flag',
+  acceptHeadersRouting: 'ms-Exch-Accept-Headers-Routing',
+  acceptHeadersOrganization: 'ms-Exch-Accept-Headers-Organization',
+  acceptHeadersForest: 'ms-Exch-Accept-Headers-Forest',
+  bypassAntiSpam: 'ms-Exch-Bypass-Anti-Spam',
+  bypassMessageSizeLimit: 'ms-Exch-Bypass-Message-Size-Limit',
+  acceptExch50: 'ms-Exch-SMTP-Accept-Exch50',
+} as const;
+
+/** Internal Exchange-to-Exchange rights (granted to Exchange Servers only). */
+export const INTERNAL_RIGHT = {
+  acceptXAttr: 'ms-Exch-SMTP-Accept-XAttr',
+  acceptXProxyFrom: 'ms-Exch-SMTP-Accept-XProxyFrom',
+  acceptXSessionParams: 'ms-Exch-SMTP-Accept-XSessionParams',
+  acceptXShadow: 'ms-Exch-SMTP-Accept-XShadow',
+  acceptXSysProbe: 'ms-Exch-SMTP-Accept-XSysProbe',
+  sendXMessageContextADRecipientCache: 'ms-Exch-SMTP-Send-XMessageContext-ADRecipientCache',
+  sendXMessageContextExtendedProperties: 'ms-Exch-SMTP-Send-XMessageContext-ExtendedProperties',
+  sendXMessageContextFastIndex: 'ms-Exch-SMTP-Send-XMessageContext-FastIndex',
+} as const;
+
+export type Right = (typeof RIGHT)[keyof typeof RIGHT] | (typeof INTERNAL_RIGHT)[keyof typeof INTERNAL_RIGHT];
+/** Every right, in a fixed order (the decision's rights mask uses each one's index). */
+export const RIGHTS: readonly Right[] = [...Object.values(RIGHT), ...Object.values(INTERNAL_RIGHT)];
 
 /**
  * Well-known principals a session can hold. Per-identity principals are `user:<name>` and
@@ -86,14 +96,7 @@ export interface Binding {
   readonly source: SourceRef;
 }
 
-export interface Reply {
-  readonly code: number;
-  /** Enhanced status code `c.s.d`; empty only for 2xx/3xx replies. */
-  readonly enhanced: string;
-  readonly text: string;
-  /** Close the session after sending this reply. */
-  readonly disconnect?: boolean;
-}
+export type { Reply } from '../reply.js';
 
 export interface Ace {
   /** A well-known principal, `user:<name>` or `group:<name>` (lower-cased names). */

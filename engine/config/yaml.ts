@@ -1,0 +1,329 @@
+/**
+ * A bounded reader for YAML files whose values must keep their source positions: the
+ * configuration and the scenario files.
+ *
+ * - The file is opened without blocking (a FIFO cannot hang it), must be a regular file no
+ *   larger than `maxBytes`, valid UTF-8 and free of NUL bytes.
+ * - Nesting is measured on the concrete syntax tree before anything recursive runs, so deep
+ *   nesting is a clear issue, not a stack overflow.
+ * - Keys are unique per mapping (checked with a set, in linear time), and must be scalars.
+ * - Aliases are resolved once, through an anchor map built in document order: an alias becomes
+ *   a reference to the node its anchor names, so a list reused by a hundred aliases is stored
+ *   once. The size and depth a document would have with every alias expanded are computed on
+ *   the way and bounded ("billion laughs", YAML 1.2 §3.2.2.2 aliases).
+ *
+ * Issues carry file, line, column and key path; quoted values are cut to a short excerpt.
+ */
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { Composer, LineCounter, Parser, isAlias, isMap, isScalar, isSeq } from 'yaml';
+import type { CST } from 'yaml';
+import { ConfigError } from '../errors.js';
+import type { ConfigIssue } from '../errors.js';
+import { code, formatPath, type Path } from './issues.js';
+
+/** Bounds on what a YAML document may cost to read. */
+export interface YamlLimits {
+  /** Largest text accepted, in UTF-8 bytes. */
+  readonly maxBytes: number;
+  /** Deepest nesting of collections, in the text or through aliases. */
+  readonly maxDepth: number;
+  /** Most nodes the document may hold with every alias expanded. */
+  readonly maxNodes: number;
+}
+
+export const YAML_LIMITS: YamlLimits = { maxBytes: 8 * 1024 * 1024, maxDepth: 64, maxNodes: 1_000_000 };
+
+interface YBase {
+  /** Offset of the node in the text; undefined for synthetic nodes (`fromJson`). */
+  readonly offset: number | undefined;
+}
+export interface YScalar extends YBase {
+  readonly kind: 'scalar';
+  readonly value: string | number | boolean | null;
+  /** The scalar as written (unquoted), for messages. */
+  readonly source: string;
+  /** `key:` with nothing after it. */
+  readonly empty: boolean;
+}
+export interface YSeq extends YBase {
+  readonly kind: 'seq';
+  readonly items: readonly YNode[];
+}
+export interface YPair {
+  readonly key: string;
+  readonly keyOffset: number | undefined;
+  readonly value: YNode;
+}
+export interface YMap extends YBase {
+  readonly kind: 'map';
+  readonly pairs: readonly YPair[];
+}
+/** A YAML node with aliases resolved: nodes reached through an alias are shared. */
+export type YNode = YScalar | YSeq | YMap;
+
+/** A read document: `root` is null when the text could not be read safely (see `issues`). */
+export interface YamlDocument {
+  readonly file: string;
+  readonly root: YNode | null;
+  readonly issues: readonly ConfigIssue[];
+  /** 1-based line and column of a text offset. */
+  position(offset: number): { readonly line: number; readonly column: number };
+}
+
+const MIB = 1024 * 1024;
+
+function describeSize(bytes: number): string {
+  return bytes >= MIB ? `${(bytes / MIB).toFixed(1)} MiB` : `${bytes} bytes`;
+}
+
+function issueAt(file: string, lc: LineCounter | null, offset: number | undefined, path: Path, message: string, fix?: string): ConfigIssue {
+  const pos = offset === undefined || lc === null ? undefined : lc.linePos(offset);
+  return {
+    file,
+    ...(pos === undefined ? {} : { line: pos.line, column: pos.col }),
+    path: formatPath(path),
+    message,
+    ...(fix === undefined ? {} : { fix }),
+  };
+}
+
+/** The deepest collection nesting of a CST, measured without recursion. */
+function cstDepth(tokens: readonly CST.Token[], limit: number): { depth: number; offset: number } {
+  const stack: [CST.Token, number][] = tokens.map((t) => [t, 0]);
+  let deepest = { depth: 0, offset: 0 };
+  while (stack.length > 0) {
+    const [token, depth] = stack.pop() as [CST.Token, number];
+    let d = depth;
+    if (token.type === 'block-map' || token.type === 'block-seq' || token.type === 'flow-collection') {
+      d = depth + 1;
+      if (d > deepest.depth) deepest = { depth: d, offset: token.offset };
+      if (d > limit) return deepest;
+      for (const item of token.items) {
+        if ('key' in item && item.key) stack.push([item.key, d]);
+        if (item.value) stack.push([item.value, d]);
+      }
+    } else if (token.type === 'document' && token.value) {
+      stack.push([token.value, d]);
+    }
+  }
+  return deepest;
+}
+
+interface Stats {
+  readonly size: number;
+  readonly depth: number;
+}
+
+/**
+ * Parses YAML text into positioned nodes. Never throws for bad input: every problem is an
+ * issue, and `root` is null when the document cannot be used.
+ */
+export function readYaml(text: string, file: string, limits: YamlLimits = YAML_LIMITS): YamlDocument {
+  const lc = new LineCounter();
+  const issues: ConfigIssue[] = [];
+  const position = (offset: number): { line: number; column: number } => {
+    const p = lc.linePos(offset);
+    return { line: p.line, column: p.col };
+  };
+  const fail = (offset: number | undefined, path: Path, message: string, fix?: string): YamlDocument => {
+    issues.push(issueAt(file, offset === undefined ? null : lc, offset, path, message, fix));
+    return { file, root: null, issues, position };
+  };
+
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > limits.maxBytes) {
+    return fail(undefined, [], `the file is ${describeSize(bytes)}, more than the limit of ${describeSize(limits.maxBytes)}`, 'split it or remove what it does not need');
+  }
+  const nul = text.indexOf('\u0000');
+  const tokens = [...new Parser(lc.addNewLine).parse(nul >= 0 ? text.slice(0, nul) : text)];
+  if (nul >= 0) return fail(nul, [], 'the file contains a NUL byte: it is not a YAML text file', 'check that the path names a YAML file, not a binary one');
+  const deepest = cstDepth(tokens, limits.maxDepth);
+  if (deepest.depth > limits.maxDepth) {
+    return fail(deepest.offset, [], `nested too deeply (more than ${limits.maxDepth} levels of lists and mappings)`, 'flatten the structure');
+  }
+
+  const docs = [...new Composer({ uniqueKeys: false }).compose(tokens, true, text.length)];
+  const [doc, second] = docs;
+  if (doc === undefined) return { file, root: null, issues, position };
+  if (second !== undefined) {
+    return fail(second.range[0], [], 'the file holds more than one YAML document (a second `---`)', 'keep one document per file');
+  }
+  for (const e of [...doc.errors, ...doc.warnings]) {
+    issues.push(issueAt(file, lc, e.pos[0], [], `YAML syntax error: ${excerptMessage(e.message)}`, 'fix the YAML syntax at this position'));
+  }
+  if (issues.length > 0) return { file, root: null, issues, position };
+
+  const stats = new WeakMap<YNode, Stats>();
+  const anchors = new Map<string, YNode>();
+  const open = new Set<string>();
+  let broken = false;
+  const problem = (offset: number | undefined, path: Path, message: string, fix?: string): void => {
+    broken = true;
+    issues.push(issueAt(file, lc, offset, path, message, fix));
+  };
+  const scalar = (offset: number | undefined, value: YScalar['value'], source: string, empty = false): YScalar => {
+    const n: YScalar = { kind: 'scalar', offset, value, source, empty };
+    stats.set(n, { size: 1, depth: 0 });
+    return n;
+  };
+
+  // Recursion follows the text's nesting, which cstDepth has bounded.
+  const convert = (node: unknown, path: Path): YNode => {
+    if (isAlias(node)) {
+      const offset = node.range?.[0];
+      const target = anchors.get(node.source);
+      if (target !== undefined) return target;
+      problem(
+        offset,
+        path,
+        open.has(node.source) ? `alias ${code(`*${node.source}`)} is inside the node its anchor names` : `unknown alias ${code(`*${node.source}`)}`,
+        open.has(node.source) ? 'a value cannot contain itself' : `define ${code(`&${node.source}`)} before using it`,
+      );
+      return scalar(offset, null, '');
+    }
+    const offset = isScalar(node) || isMap(node) || isSeq(node) ? node.range?.[0] : undefined;
+    const anchor = isScalar(node) || isMap(node) || isSeq(node) ? node.anchor : undefined;
+    if (anchor !== undefined) open.add(anchor);
+    let out: YNode;
+    if (isMap(node)) {
+      const pairs: YPair[] = [];
+      const seen = new Map<string, number | undefined>();
+      let size = 1;
+      let depth = 0;
+      for (const pair of node.items) {
+        const keyNode = pair.key;
+        const keyOffset = isScalar(keyNode) ? keyNode.range?.[0] : offset;
+        if (!isScalar(keyNode) || typeof keyNode.value === 'object') {
+          problem(keyOffset, path, 'a key must be a plain scalar (a name), not a list, mapping or alias', 'write `name: value`');
+          continue;
+        }
+        const key = String(keyNode.value);
+        const first = seen.get(key);
+        if (seen.has(key)) {
+          const line = first === undefined ? undefined : lc.linePos(first).line;
+          problem(keyOffset, [...path, key], `${code(key)} is defined twice in the same mapping${line === undefined ? '' : ` (first at line ${line})`}`, 'keep one of them: YAML keys must be unique');
+          continue;
+        }
+        seen.set(key, keyOffset);
+        const value =
+          pair.value === null || pair.value === undefined ? scalar(keyOffset, null, '', true) : convert(pair.value, [...path, key]);
+        const s = stats.get(value) ?? { size: 1, depth: 0 };
+        size += s.size;
+        depth = Math.max(depth, s.depth + 1);
+        pairs.push({ key, keyOffset, value });
+      }
+      out = { kind: 'map', offset, pairs };
+      stats.set(out, { size, depth });
+    } else if (isSeq(node)) {
+      let size = 1;
+      let depth = 0;
+      const items = node.items.map((item, i) => {
+        const v = item === null || item === undefined ? scalar(offset, null, '', true) : convert(item, [...path, i]);
+        const s = stats.get(v) ?? { size: 1, depth: 0 };
+        size += s.size;
+        depth = Math.max(depth, s.depth + 1);
+        return v;
+      });
+      out = { kind: 'seq', offset, items };
+      stats.set(out, { size, depth });
+    } else if (isScalar(node)) {
+      const v = node.value;
+      const src = typeof node.source === 'string' ? node.source : String(v);
+      if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') {
+        out = scalar(offset, v, src, v === null && src === '');
+      } else {
+        problem(offset, path, `unsupported YAML value ${code(src)}${node.tag === undefined ? '' : ` (tag ${node.tag})`}`, 'write a string, number, true/false or null');
+        out = scalar(offset, null, src);
+      }
+    } else {
+      problem(offset, path, 'unsupported YAML node');
+      out = scalar(offset, null, '');
+    }
+    if (anchor !== undefined) {
+      open.delete(anchor);
+      anchors.set(anchor, out);
+    }
+    return out;
+  };
+
+  const root = doc.contents === null ? scalar(0, null, '', true) : convert(doc.contents, []);
+  if (broken) return { file, root: null, issues, position };
+  const s = stats.get(root) ?? { size: 1, depth: 0 };
+  if (s.size > limits.maxNodes) {
+    return fail(undefined, [], `the aliases (*name) expand the document to more than ${limits.maxNodes} values`, 'use fewer aliases, or aliases of smaller values');
+  }
+  if (s.depth > limits.maxDepth) {
+    return fail(undefined, [], `nested too deeply through aliases (more than ${limits.maxDepth} levels)`, 'use fewer nested aliases');
+  }
+  return { file, root, issues, position };
+}
+
+/** A yaml library message, first line only and cut short. */
+function excerptMessage(message: string): string {
+  const line = message.split('\n')[0] ?? '';
+  return line.length > 160 ? `${line.slice(0, 159)}…` : line;
+}
+
+/** The plain JavaScript value of a node (aliases expanded; `readYaml` bounded the expansion). */
+export function toPlain(node: YNode): unknown {
+  if (node.kind === 'scalar') return node.value;
+  if (node.kind === 'seq') return node.items.map(toPlain);
+  return Object.fromEntries(node.pairs.map((p) => [p.key, toPlain(p.value)]));
+}
+
+/** JSON-like values, as the JSON Schema writes defaults. */
+export type Json = null | boolean | number | string | readonly Json[] | { readonly [key: string]: Json };
+
+/** A synthetic, position-less node for a JSON value (defaults are decoded like written values). */
+export function fromJson(value: Json): YNode {
+  if (Array.isArray(value)) return { kind: 'seq', offset: undefined, items: value.map(fromJson) };
+  if (typeof value === 'object' && value !== null) {
+    const pairs = Object.entries(value as Record<string, Json>).map(([key, v]) => ({ key, keyOffset: undefined, value: fromJson(v) }));
+    return { kind: 'map', offset: undefined, pairs };
+  }
+  const v = value as string | number | boolean | null;
+  return { kind: 'scalar', offset: undefined, value: v, source: v === null ? 'null' : String(v), empty: false };
+}
+
+/**
+ * Reads a text file for `readYaml`, refusing what is not a regular file of at most `maxBytes`
+ * of UTF-8. Throws `ConfigError` (one issue, naming `what`) otherwise.
+ */
+export async function readTextFile(file: string, what: string, maxBytes: number = YAML_LIMITS.maxBytes): Promise<string> {
+  const refuse = (why: string, fix: string, cause?: unknown): ConfigError =>
+    new ConfigError([{ file, path: '', message: `cannot read ${what}: ${why}`, fix }], cause === undefined ? undefined : { cause });
+  let handle;
+  try {
+    // O_NONBLOCK: opening a FIFO without a writer returns at once instead of waiting forever.
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    const errno = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
+    const why =
+      errno === 'ENOENT' ? 'the file does not exist' : errno === 'EACCES' || errno === 'EPERM' ? 'permission denied' : err instanceof Error ? err.message : String(err);
+    throw refuse(why, 'check the path and its permissions', err);
+  }
+  try {
+    const st = await handle.stat();
+    if (st.isDirectory()) throw refuse('it is a directory, not a file', 'name the YAML file itself');
+    if (!st.isFile()) {
+      const kind = st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
+      throw refuse(`it is ${kind}, not a regular file`, 'name a regular YAML file');
+    }
+    if (st.size > maxBytes) throw refuse(`the file is ${describeSize(st.size)}, more than the limit of ${describeSize(maxBytes)}`, 'name the right file, or make it smaller');
+    // Read at most one byte past the limit: the file may have grown since stat.
+    const buf = Buffer.alloc(Math.min(st.size, maxBytes) + 1);
+    let length = 0;
+    for (let n = -1; n !== 0 && length < buf.length; length += n) {
+      ({ bytesRead: n } = await handle.read(buf, length, buf.length - length, null));
+    }
+    if (length === buf.length) throw refuse('the file grew while being read', 'try again once it is written');
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(0, length));
+    } catch (err) {
+      throw refuse('it is not UTF-8 text', 'save it as UTF-8 (is it a binary file?)', err);
+    }
+  } finally {
+    await handle.close();
+  }
+}

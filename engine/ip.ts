@@ -245,7 +245,8 @@ function splitHostPort(t: string, portOptional: boolean): HostPortText | ParseFa
   if (colon < 0) return { error: `\`${t}\` has no port`, fix: `add a port, e.g. ${t}:25` };
   const host = t.slice(0, colon);
   const port = t.slice(colon + 1);
-  if (host.includes(':')) return { error: `IPv6 address in \`${t}\` must be in brackets`, fix: `write [${host}]:${port}` };
+  if (host.includes(':') && parseRaw(host) !== null) return { error: `IPv6 address in \`${t}\` must be in brackets`, fix: `write [${host}]:${port}` };
+  if (host.includes(':')) return { error: `\`${t}\` is not an IP address with a port`, fix: HOST_PORT_FORMS };
   return { host, port, bracketed: false };
 }
 

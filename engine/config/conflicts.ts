@@ -176,6 +176,10 @@ export function checkConflicts(issues: Issues, configs: readonly ConnectorConfig
   }
   const rep = new ConflictReporter(issues);
   for (const byIp of groups.values()) {
+    // Ranges of one connector never conflict with each other: a group with one connector is clean.
+    const owners = new Set<number>();
+    for (const list of byIp.values()) for (const item of list) owners.add(item.conn.index);
+    if (owners.size < 2) continue;
     for (const list of byIp.values()) list.sort(compareItems);
     for (const list of byIp.values()) sweepSame(list, rep);
     const wildcard = byIp.get('*');

@@ -85,7 +85,7 @@ const mechanisms = refine(
       return BAD;
     }
     // An empty list offers nothing: the same as [None].
-    return items.length === 0 ? [{ value: 'None' as const, loc: { path: at.path, offset: at.offset } }] : items;
+    return items.length === 0 ? [{ value: 'None' as const, loc: at }] : items;
   },
 );
 
@@ -180,7 +180,7 @@ function valueOf<K extends UsageKey>(raw: RawConnector, key: K, at: At): UsageVa
   const written = raw[key] as UsageValues[K] | undefined;
   if (written !== undefined) return written;
   const usageAt = raw.where.value('usage');
-  const frozen = new At(at.issues, usageAt.path, usageAt.offset).freeze();
+  const frozen = At.of(at.issues, usageAt.path, usageAt.offset).freeze();
   const v = decoderOf(key).decode(fromJson(USAGE_DEFAULTS[raw.usage][key] as Json), frozen);
   if (v === BAD) throw new Error(`the ${raw.usage} default for ${key} is invalid`);
   return v;

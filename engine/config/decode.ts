@@ -17,23 +17,49 @@ export type JsonSchema = { readonly [key: string]: Json };
 export const BAD: unique symbol = Symbol('bad');
 export type Bad = typeof BAD;
 
-/** The location being decoded, and the file's issues. */
+/** The location being decoded, and the file's issues. Paths are built only when asked for. */
 export class At implements Loc {
+  private pathCache: Path | undefined;
+  private textCache: string | undefined;
+
   constructor(
     readonly issues: Issues,
-    readonly path: Path,
+    private readonly parent: At | Path,
+    private readonly seg: Seg | undefined,
     readonly offset: number | undefined,
     /** Defaults are decoded at the place that implied them: children keep this location. */
     private readonly frozen = false,
   ) {}
 
+  /** The location of the root, or of a given path. */
+  static of(issues: Issues, path: Path, offset: number | undefined): At {
+    return new At(issues, path, undefined, offset);
+  }
+
+  get path(): Path {
+    if (this.pathCache === undefined) {
+      const base = this.parent instanceof At ? this.parent.path : this.parent;
+      this.pathCache = this.seg === undefined ? base : [...base, this.seg];
+    }
+    return this.pathCache;
+  }
+
+  /** `formatPath(path)`, built from the parent's text. */
+  get pathText(): string {
+    if (this.textCache === undefined) {
+      this.textCache =
+        this.parent instanceof At && this.seg !== undefined ? this.parent.pathText + formatPath([this.seg], this.parent.pathText === '') : formatPath(this.path);
+    }
+    return this.textCache;
+  }
+
   child(seg: Seg, offset: number | undefined): At {
-    return this.frozen ? this : new At(this.issues, [...this.path, seg], offset ?? this.offset);
+    return this.frozen ? this : new At(this.issues, this, seg, offset ?? this.offset);
   }
 
   /** The same place, for decoding a default that stands in for the value. */
   freeze(): At {
-    return new At(this.issues, this.path, this.offset, true);
+    return new At(this.issues, this.path, undefined, this.offset, true);
   }
 
   fail(message: string, fix?: string): Bad {
@@ -235,12 +261,28 @@ export function caseless<const W extends string>(words: readonly W[], unknown: (
   );
 }
 
-/** A string parsed by `parse` (which reports a failure with its fix). */
+/** Longest text `parsed` hands to its parser: every parsed value type is far shorter. */
+const MAX_PARSED = 1024;
+
+/**
+ * A string parsed by `parse` (which reports a failure with its fix). Results are kept per
+ * node, so a value shared through an alias is parsed once however often it is used.
+ */
 export function parsed<T>(parse: (text: string) => T | ParseFailure, schema: JsonSchema = {}): Decoder<T> {
-  return scalar(['string'], (v, at) => {
-    const r = parse(String(v));
-    return isParseFailure(r) ? at.fail(r.error, r.fix) : r;
-  }, { minLength: 1, ...schema });
+  const memo = new WeakMap<YNode, T | ParseFailure>();
+  return {
+    decode(node, at) {
+      if (node.kind !== 'scalar' || typeof node.value !== 'string') return typeError(node, at, 'a string', schema['examples'] as readonly Json[] | undefined);
+      const text = node.value;
+      let r = memo.get(node);
+      if (r === undefined) {
+        r = text.length > MAX_PARSED ? { error: `${code(text)} is too long (${text.length} characters)`, fix: 'check the value' } : parse(text);
+        memo.set(node, r);
+      }
+      return isParseFailure(r) ? at.fail(r.error, r.fix) : r;
+    },
+    schema: () => ({ type: 'string', minLength: 1, ...schema }),
+  };
 }
 
 // --- combinators --------------------------------------------------------------------------------
@@ -272,7 +314,7 @@ export function located<T>(d: Decoder<T>): Decoder<Located<T>> {
   return {
     decode(node, at) {
       const value = d.decode(node, at);
-      return value === BAD ? BAD : { value, loc: { path: at.path, offset: at.offset } };
+      return value === BAD ? BAD : { value, loc: at };
     },
     schema: (defs) => d.schema(defs),
   };
@@ -409,7 +451,7 @@ export interface ObjRules {
 
 /** The decoded value of a default: defaults are valid by construction, or this throws. */
 function decodeDefault<T>(field: Field<T, 'present' | 'optional'>, at: At): T {
-  const scratch = new At(new Issues('(default)', () => ({ line: 0, column: 0 })), at.path, at.offset, true);
+  const scratch = new At(new Issues('(default)', () => ({ line: 0, column: 0 })), at.path, undefined, at.offset, true);
   const v = field.decoder.decode(fromJson(field.default ?? null), scratch);
   if (v === BAD) throw new Error(`invalid default for ${formatPath(at.path)}: ${scratch.issues.list.map((i) => i.message).join('; ')}`);
   return v;
@@ -457,8 +499,8 @@ export function obj<F extends Fields>(fields: F, rules: ObjRules = {}): Decoder<
         }
       }
       if (bad) return BAD;
-      const self: Loc = { path: at.path, offset: at.offset };
-      const absent = (k: string): Loc => ({ path: [...at.path, k], offset: at.offset });
+      const self: Loc = at;
+      const absent = (k: string): Loc => at.child(k, undefined);
       out['where'] = {
         self,
         has: (k: string) => keys.has(k),

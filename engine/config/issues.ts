@@ -15,6 +15,8 @@ export const EXCERPT_CHARS = 80;
 /** `s` cut to `max` characters (an ellipsis marks the cut), control characters made visible. */
 export function excerpt(s: string, max = EXCERPT_CHARS): string {
   // eslint-disable-next-line no-control-regex
+  if (s.length <= max && !/[\u0000-\u001f\u007f]/.test(s)) return s;
+  // eslint-disable-next-line no-control-regex
   const visible = s.replace(/[\u0000-\u001f\u007f]/g, (c) => (c === '\t' ? '\\t' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')));
   return visible.length > max ? `${visible.slice(0, max - 1)}…` : visible;
 }
@@ -22,11 +24,12 @@ export function excerpt(s: string, max = EXCERPT_CHARS): string {
 /** A value quoted for a message: `` `text` ``, cut short. */
 export const code = (s: string): string => `\`${excerpt(s)}\``;
 
-export function formatPath(path: Path): string {
+/** `connectors[2].remote_ip_ranges[0]`; `first` says whether `path` starts the text. */
+export function formatPath(path: Path, first = true): string {
   let out = '';
   for (const seg of path) {
     if (typeof seg === 'number') out += `[${seg}]`;
-    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(seg)) out += out === '' ? excerpt(seg) : `.${excerpt(seg)}`;
+    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(seg)) out += out === '' && first ? excerpt(seg) : `.${excerpt(seg)}`;
     else out += `[${JSON.stringify(excerpt(seg))}]`;
   }
   return out;
@@ -88,6 +91,8 @@ export function didYouMean(input: string, candidates: readonly string[], otherwi
 export interface Loc {
   readonly path: Path;
   readonly offset: number | undefined;
+  /** `formatPath(path)`, when the location has it at hand. */
+  readonly pathText?: string;
 }
 
 /** The issues found in one file, with positions resolved through the document's line index. */
@@ -102,7 +107,10 @@ export class Issues {
 
   /** Records an issue (an identical one at the same path is recorded once). */
   add(loc: Loc, message: string, fix?: string): void {
-    const path = formatPath(loc.path);
+    const path = loc.pathText ?? formatPath(loc.path);
+    // A safety net: messages quote values through `code`, which cuts them short already.
+    message = excerpt(message, 400);
+    fix = fix === undefined ? undefined : excerpt(fix, 1000);
     const key = `${path}\u0000${message}`;
     if (this.seen.has(key)) return;
     this.seen.add(key);
@@ -131,7 +139,7 @@ export class Issues {
   /** The `SourceRef` a validated value keeps for later messages. */
   ref(loc: Loc): SourceRef {
     const line = this.line(loc);
-    const path = formatPath(loc.path);
+    const path = loc.pathText ?? formatPath(loc.path);
     return line === undefined ? { file: this.file, path } : { file: this.file, line, path };
   }
 

@@ -16,7 +16,7 @@
  */
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { Composer, LineCounter, Parser, isAlias, isMap, isScalar, isSeq } from 'yaml';
+import { Composer, LineCounter, Parser, isAlias, isMap, isNode, isScalar, isSeq } from 'yaml';
 import type { CST } from 'yaml';
 import { ConfigError } from '../errors.js';
 import type { ConfigIssue } from '../errors.js';
@@ -193,7 +193,7 @@ export function readYaml(text: string, file: string, limits: YamlLimits = YAML_L
       let depth = 0;
       for (const pair of node.items) {
         const keyNode = pair.key;
-        const keyOffset = isScalar(keyNode) ? keyNode.range?.[0] : offset;
+        const keyOffset = (isNode(keyNode) ? keyNode.range?.[0] : undefined) ?? offset;
         if (!isScalar(keyNode) || typeof keyNode.value === 'object') {
           problem(keyOffset, path, 'a key must be a plain scalar (a name), not a list, mapping or alias', 'write `name: value`');
           continue;

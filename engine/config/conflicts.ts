@@ -66,14 +66,9 @@ class ConflictReporter {
     }
     this.seen.add(key);
     this.count++;
-    const ctx = this.issues;
-    const cx = x.conn.config;
-    const cy = y.conn.config;
+    const [ctx, cx, cy] = [this.issues, x.conn.config, y.conn.config];
     const how = kind === 'equal' ? 'are equal' : 'partially overlap';
-    const on =
-      x.binding.text === y.binding.text
-        ? `both listen on ${x.binding.text}`
-        : `listen on ${x.binding.text} and ${y.binding.text}`;
+    const on = x.binding.text === y.binding.text ? `both listen on ${x.binding.text}` : `listen on ${x.binding.text} and ${y.binding.text}`;
     const message =
       `connectors ${code(cx.name)} (${ctx.where(cx.source)}) and ${code(cy.name)} (${ctx.where(cy.source)}) ${on}, ` +
       `and their remote ranges ${excerpt(x.range.text)} (${ctx.where(x.range.source)}) and ${excerpt(y.range.text)} (${ctx.where(y.range.source)}) ${how}: ` +
@@ -83,13 +78,9 @@ class ConflictReporter {
   }
 
   finish(): void {
-    if (this.truncated) {
-      this.issues.addAt(
-        { file: this.issues.file, path: 'connectors' },
-        `there are more connector range conflicts than the ${MAX_CONFLICT_REPORTS} listed`,
-        'fix the conflicts above and check again',
-      );
-    }
+    if (!this.truncated) return;
+    const message = `there are more connector range conflicts than the ${MAX_CONFLICT_REPORTS} listed`;
+    this.issues.addAt({ file: this.issues.file, path: 'connectors' }, message, 'fix the conflicts above and check again');
   }
 }
 
@@ -131,24 +122,6 @@ function sweepCross(items: readonly SweepItem[], rep: ConflictReporter): void {
   }
 }
 
-function mergeSorted(a: readonly SweepItem[], b: readonly SweepItem[]): SweepItem[] {
-  const out: SweepItem[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < a.length || j < b.length) {
-    const x = a[i];
-    const y = b[j];
-    if (y === undefined || (x !== undefined && compareItems(x, y) <= 0)) {
-      if (x !== undefined) out.push(x);
-      i++;
-    } else {
-      out.push(y);
-      j++;
-    }
-  }
-  return out;
-}
-
 /** Reports connectors whose remote ranges are equal or partially overlap on a shared binding. */
 export function checkConflicts(issues: Issues, configs: readonly ConnectorConfig[]): void {
   const connectors = configs.map((config, index) => ({ index, config }));
@@ -159,16 +132,9 @@ export function checkConflicts(issues: Issues, configs: readonly ConnectorConfig
     for (const binding of conn.config.bindings) {
       const pf = `${binding.port}/${binding.family}`;
       let byIp = groups.get(pf);
-      if (byIp === undefined) {
-        byIp = new Map();
-        groups.set(pf, byIp);
-      }
-      const ipKey = binding.ip ?? '*';
-      let list = byIp.get(ipKey);
-      if (list === undefined) {
-        list = [];
-        byIp.set(ipKey, list);
-      }
+      if (byIp === undefined) groups.set(pf, (byIp = new Map()));
+      let list = byIp.get(binding.ip ?? '*');
+      if (list === undefined) byIp.set(binding.ip ?? '*', (list = []));
       conn.config.remoteIpRanges.forEach((range, rangeIndex) => {
         if (range.family === binding.family) list.push({ conn, rangeIndex, range, binding, side: binding.ip === null ? 1 : 0 });
       });
@@ -185,7 +151,7 @@ export function checkConflicts(issues: Issues, configs: readonly ConnectorConfig
     const wildcard = byIp.get('*');
     if (wildcard === undefined || wildcard.length === 0) continue;
     for (const [ip, list] of byIp) {
-      if (ip !== '*') sweepCross(mergeSorted(list, wildcard), rep);
+      if (ip !== '*') sweepCross([...list, ...wildcard].sort(compareItems), rep);
     }
   }
   rep.finish();

@@ -1,47 +1,15 @@
 /** Receive connectors: their keys, their defaults by usage, and the rules across their keys. */
 import { asciiLower } from '../util.js';
-import { code } from './issues.js';
-import type { Issues, Loc } from './issues.js';
-import {
-  BAD,
-  At,
-  boolean,
-  integer,
-  limit,
-  list,
-  located,
-  named,
-  nullable,
-  obj,
-  oneOf,
-  optional,
-  refine,
-  required,
-  string,
-  withDefault,
-  type Decoder,
-  type Field,
-  type Json,
-  type ObjOf,
-} from './decode.js';
+import { code, type Issues, type Loc } from './issues.js';
+import { At, BAD, list, located, named, nullable, obj, optional, refine, required, withDefault, type Decoder, type Field, type Json, type ObjOf } from './decode.js';
+import { boolean, integer, limit, oneOf, string } from './scalars.js';
 import { fromJson } from './yaml.js';
 import { checkOpenRelay, ace, type PrincipalLookups } from './rights.js';
 import { KB, GB } from './units.js';
 import { USAGE_DEFAULTS, usageDescription, usageFieldMeta, usageRequirements, type UsageKey } from './usage.js';
 import { binding, byteSize, host, ipRange, replies, sasl } from './values.js';
-import {
-  AUTH_MECHANISMS,
-  DIALECTS,
-  MESSAGE_RATE_SOURCES,
-  PERMISSION_GROUP_NAMES,
-  USAGES,
-  type AuthMechanism,
-  type Binding,
-  type ConnectorConfig,
-  type IpRange,
-  type PermissionGroup,
-  type ServerConfig,
-} from './types.js';
+import { AUTH_MECHANISMS, DIALECTS, MESSAGE_RATE_SOURCES, PERMISSION_GROUP_NAMES, USAGES } from './types.js';
+import type { AuthMechanism, Binding, ConnectorConfig, IpRange, PermissionGroup, ServerConfig } from './types.js';
 
 /** What a connector's defaults and principals depend on. */
 export interface ConnectorEnv {
@@ -180,7 +148,7 @@ function valueOf<K extends UsageKey>(raw: RawConnector, key: K, at: At): UsageVa
   const written = raw[key] as UsageValues[K] | undefined;
   if (written !== undefined) return written;
   const usageAt = raw.where.value('usage');
-  const frozen = At.of(at.issues, usageAt.path, usageAt.offset).freeze();
+  const frozen = At.of(at.issues, usageAt.path, usageAt.offset, true);
   const v = decoderOf(key).decode(fromJson(USAGE_DEFAULTS[raw.usage][key] as Json), frozen);
   if (v === BAD) throw new Error(`the ${raw.usage} default for ${key} is invalid`);
   return v;

@@ -43,6 +43,15 @@ export function subjectOf(path: Path): string {
   return path.length === 0 ? 'the configuration' : formatPath(path);
 }
 
+/** The last key of a path: the field a message is about. */
+export function lastName(path: Path): string | undefined {
+  for (let i = path.length - 1; i >= 0; i--) {
+    const s = path[i];
+    if (typeof s === 'string') return s;
+  }
+  return undefined;
+}
+
 function levenshtein(a: string, b: string): number {
   if (a === b) return 0;
   let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
@@ -107,29 +116,22 @@ export class Issues {
 
   /** Records an issue (an identical one at the same path is recorded once). */
   add(loc: Loc, message: string, fix?: string): void {
-    const path = loc.pathText ?? formatPath(loc.path);
-    // A safety net: messages quote values through `code`, which cuts them short already.
-    message = excerpt(message, 400);
-    fix = fix === undefined ? undefined : excerpt(fix, 1000);
-    const key = `${path}\u0000${message}`;
-    if (this.seen.has(key)) return;
-    this.seen.add(key);
     const pos = loc.offset === undefined ? undefined : this.position(loc.offset);
-    this.list.push({
-      file: this.file,
-      ...(pos === undefined ? {} : { line: pos.line, column: pos.column }),
-      path,
-      message,
-      ...(fix === undefined ? {} : { fix }),
-    });
+    this.push(loc.pathText ?? formatPath(loc.path), pos?.line, pos?.column, message, fix);
   }
 
   /** Records an issue at a value's `SourceRef` (its line; no column). */
   addAt(ref: SourceRef, message: string, fix?: string): void {
-    const key = `${ref.path}\u0000${message}`;
+    this.push(ref.path, ref.line, undefined, message, fix);
+  }
+
+  private push(path: string, line: number | undefined, column: number | undefined, message: string, fix: string | undefined): void {
+    const key = `${path}\u0000${message}`;
     if (this.seen.has(key)) return;
     this.seen.add(key);
-    this.list.push({ file: this.file, ...(ref.line === undefined ? {} : { line: ref.line }), path: ref.path, message, ...(fix === undefined ? {} : { fix }) });
+    // A safety net: messages quote values through `code`, which cuts them short already.
+    const cut = fix === undefined ? {} : { fix: excerpt(fix, 1000) };
+    this.list.push({ file: this.file, ...(line === undefined ? {} : { line }), ...(column === undefined ? {} : { column }), path, message: excerpt(message, 400), ...cut });
   }
 
   line(loc: Loc): number | undefined {

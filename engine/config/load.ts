@@ -34,6 +34,7 @@ export function parseConfig(text: string, file: string): Config {
   const doc = readYaml(text, file);
   if (doc.root === null) throw new ConfigError(doc.issues);
   const issues = new Issues(file, doc.position);
+  issues.list.push(...doc.issues);
   const root = ROOT.decode(doc.root, At.of(issues, [], doc.root.offset));
   if (root === BAD) throw issues.error();
   for (const [key, fix] of Object.entries(REQUIRED_SECTIONS)) {

@@ -2,11 +2,12 @@
  * Extended-rights entries (ACEs) and their principals, and the open-relay check, which asks
  * what a client without credentials really gets on a connector.
  */
-import { ADDRESS_BITS, allAddresses, mergeRanges, uncoveredCount, type IpFamily, type ParsedRange } from '../ip.js';
+import { ADDRESS_BITS, allAddresses, isParseFailure, parseIpRange, uncoveredCount, type IpFamily, type ParsedRange } from '../ip.js';
 import { PERMISSION_GROUPS } from '../permissions.js';
 import { asciiLower } from '../util.js';
 import { code, didYouMean, type Issues, type Loc } from './issues.js';
-import { BAD, list, located, named, obj, optional, refine, required, string, type Decoder } from './decode.js';
+import { BAD, list, located, named, obj, optional, refine, required, type Decoder } from './decode.js';
+import { string } from './scalars.js';
 import { right } from './values.js';
 import { RIGHT, WELL_KNOWN_PRINCIPALS, type Ace, type AuthMechanism, type IpRange, type PermissionGroup, type Right } from './types.js';
 
@@ -59,16 +60,15 @@ function principal(lookups: PrincipalLookups): Decoder<string> {
   }, { description: PRINCIPAL_DESCRIPTION, examples: ['anonymous', 'user:nancy', 'group:Ops'] });
 }
 
-const rights = (what: string): Decoder<{ value: Right; loc: Loc }[]> =>
-  list(located(right()), { unique: { key: (r) => r.value, label: (r) => code(r.value) } });
+const rights = (): Decoder<{ value: Right; loc: Loc }[]> => list(located(right()), { unique: { key: (r) => r.value, label: (r) => code(r.value) } });
 
 /** One ACE: rights allowed and denied to one principal. */
 export function ace(lookups: PrincipalLookups): Decoder<Ace> {
   const shape = obj(
     {
       principal: required(principal(lookups), 'add `principal: anonymous` (or authenticated, user:NAME, group:NAME, ...)', { description: PRINCIPAL_DESCRIPTION }),
-      allow: optional(rights('allow'), { description: 'Extended rights granted.' }),
-      deny: optional(rights('deny'), { description: 'Extended rights denied; a deny wins.' }),
+      allow: optional(rights(), { description: 'Extended rights granted.' }),
+      deny: optional(rights(), { description: 'Extended rights denied; a deny wins.' }),
     },
     { description: 'A permission entry: extended rights allowed or denied to one principal.', noun: 'this permission entry' },
   );
@@ -88,35 +88,20 @@ export function ace(lookups: PrincipalLookups): Decoder<Ace> {
 // --- open relay -----------------------------------------------------------------------------------
 
 /**
- * The public unicast space per family: where the Internet's clients come from. IPv4 minus the
- * blocks no Internet client uses (RFC 6890 special-purpose registry: 0/8, 10/8, 100.64/10,
- * 127/8, 169.254/16, 172.16/12, 192.168/16, and 224/3 multicast and reserved, RFC 5771 and
- * RFC 1112); IPv6 global unicast 2000::/3 (RFC 4291 §2.4, IANA).
+ * The blocks no Internet client uses, per family: the rest is where an open relay's abusers
+ * come from. IPv4: RFC 6890's special-purpose blocks (0/8, 10/8, 100.64/10, 127/8, 169.254/16,
+ * 172.16/12, 192.168/16) and multicast and reserved 224/3 (RFC 5771, RFC 1112). IPv6: all but
+ * global unicast 2000::/3 (RFC 4291 §2.4, IANA).
  */
-const PUBLIC: Readonly<Record<IpFamily, readonly ParsedRange[]>> = {
-  4: complement4([
-    [0x00000000n, 8],
-    [0x0a000000n, 8],
-    [0x64400000n, 10],
-    [0x7f000000n, 8],
-    [0xa9fe0000n, 16],
-    [0xac100000n, 12],
-    [0xc0a80000n, 16],
-    [0xe0000000n, 3],
-  ]),
-  6: [{ family: 6, first: 0x2n << 124n, last: (0x4n << 124n) - 1n }],
+const NOT_PUBLIC: Readonly<Record<IpFamily, readonly ParsedRange[]>> = {
+  4: ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '224.0.0.0/3'].map(cidr),
+  6: ['::/3', '4000::/2', '8000::/1'].map(cidr),
 };
 
-function complement4(blocks: readonly [bigint, number][]): ParsedRange[] {
-  const taken = mergeRanges(blocks.map(([net, len]) => ({ family: 4, first: net, last: net + (1n << BigInt(32 - len)) - 1n })));
-  const out: ParsedRange[] = [];
-  let next = 0n;
-  for (const r of taken) {
-    if (r.first > next) out.push({ family: 4, first: next, last: r.first - 1n });
-    next = r.last + 1n;
-  }
-  if (next <= allAddresses(4).last) out.push({ family: 4, first: next, last: allAddresses(4).last });
-  return out;
+function cidr(text: string): ParsedRange {
+  const r = parseIpRange(text);
+  if (isParseFailure(r)) throw new Error(r.error);
+  return r;
 }
 
 /**
@@ -163,7 +148,7 @@ export function checkOpenRelay(issues: Issues, at: Loc, c: RelayInputs): boolean
   if (who === undefined) return true;
   for (const family of [4, 6] as const) {
     const ranges = c.ranges.filter((r) => r.family === family);
-    const missing = uncoveredCount(ranges, PUBLIC[family]);
+    const missing = uncoveredCount([...ranges, ...NOT_PUBLIC[family]], [allAddresses(family)]);
     if (ranges.length === 0 || missing > slack(family)) continue;
     const everyone = ranges.find((r) => r.first === 0n && r.last === allAddresses(family).last);
     const what =

@@ -3,7 +3,8 @@
  * the same definitions the loader decodes with. `npm run schema` writes it to
  * schema/config.schema.json; a test fails when the committed file is stale.
  */
-import { Defs, deferred, obj, optional, caselessPattern, type Decoder, type JsonSchema } from './decode.js';
+import { Defs, deferred, obj, optional, type Decoder, type JsonSchema } from './decode.js';
+import { caselessPattern } from './scalars.js';
 import { connectors, type ConnectorEnv } from './connectors.js';
 import { ACCEPTED_DOMAINS, IDENTITIES, SERVER } from './sections.js';
 import { RIGHTS } from './types.js';

@@ -2,7 +2,8 @@
 import { asciiLower } from '../util.js';
 import { code } from './issues.js';
 import type { Loc } from './issues.js';
-import { BAD, list, located, named, obj, oneOf, refine, required, string, withDefault, type Decoder } from './decode.js';
+import { BAD, list, located, named, obj, refine, required, withDefault, type Decoder } from './decode.js';
+import { oneOf, string } from './scalars.js';
 import type { PrincipalLookups } from './rights.js';
 import { address, domain, headerPrefix, host, ipAddress, replies } from './values.js';
 import { ACCEPTED_DOMAIN_TYPES, DIALECTS, type AcceptedDomain, type ServerConfig, type UserIdentity } from './types.js';
@@ -118,6 +119,7 @@ const user = named(
 
 interface Claim {
   readonly user: number;
+  readonly name: string;
   readonly loc: Loc;
   readonly kind: 'name' | 'address' | 'login';
 }
@@ -130,13 +132,19 @@ const users = refine(list(located(user)), (items, at) => {
   const issues = at.issues;
   const out: UserIdentity[] = [];
   const names = new Map<string, { line: number; name: string }>();
-  const owners = new Map<string, { user: string; line: number }>();
-  const claims = new Map<string, Claim[]>();
-  const claim = (login: string, c: Claim): void => void claims.set(login, [...(claims.get(login) ?? []), c]);
+  const claims = new Map<string, Claim>();
   let ok = true;
   const fail = (loc: Loc, message: string, fix: string): void => {
     issues.add(loc, message, fix);
     ok = false;
+  };
+  // The first claim of a login name wins.
+  const claim = (login: string, c: Claim): void => {
+    const first = claims.get(login);
+    if (first === undefined) claims.set(login, c);
+    else if (first.user !== c.user) {
+      fail(c.loc, `login name ${code(login)} already identifies user ${code(first.name)} (line ${issues.line(first.loc) ?? '?'})`, 'each login name (user name, address or explicit login) must identify one user only');
+    }
   };
   for (const { value: u, loc } of items) {
     const name = u.name.trim();
@@ -149,37 +157,25 @@ const users = refine(list(located(user)), (items, at) => {
     }
     names.set(lower, { line: issues.line(nameAt) ?? 0, name });
     const idx = out.length;
-    claim(lower, { user: idx, loc: nameAt, kind: 'name' });
+    claim(lower, { user: idx, name, loc: nameAt, kind: 'name' });
     const addresses: string[] = [];
     for (const a of u.addresses) {
-      const owner = owners.get(a.value);
-      if (owner !== undefined) {
-        fail(a.loc, `${code(a.value)} already belongs to user ${code(owner.user)} (line ${owner.line})`, 'an address belongs to one identity only; use send_as to let others send as it');
+      const owner = claims.get(a.value);
+      if (owner?.kind === 'address') {
+        fail(a.loc, `${code(a.value)} already belongs to user ${code(owner.name)} (line ${issues.line(owner.loc) ?? '?'})`, 'an address belongs to one identity only; use send_as to let others send as it');
         continue;
       }
-      owners.set(a.value, { user: name, line: issues.line(a.loc) ?? 0 });
       addresses.push(a.value);
-      claim(a.value, { user: idx, loc: a.loc, kind: 'address' });
+      claim(a.value, { user: idx, name, loc: a.loc, kind: 'address' });
     }
     const logins = new Set<string>([lower, ...addresses]);
     for (const l of u.logins) {
       if (logins.has(l.value)) continue;
       logins.add(l.value);
-      claim(l.value, { user: idx, loc: l.loc, kind: 'login' });
+      claim(l.value, { user: idx, name, loc: l.loc, kind: 'login' });
     }
     const sendAs = u.send_as.filter((a) => !addresses.includes(a));
     out.push({ name, addresses, groups: u.groups.map((g) => g.trim()), sendAs, logins: [...logins], source: issues.ref(loc) });
-  }
-  for (const [login, list] of claims) {
-    const [first, ...rest] = list;
-    if (first === undefined) continue;
-    const reported = new Set<number>([first.user]);
-    for (const c of rest) {
-      if (reported.has(c.user)) continue;
-      reported.add(c.user);
-      if (c.kind === 'address' && first.kind === 'address') continue; // reported as an address conflict
-      fail(c.loc, `login name ${code(login)} already identifies user ${code(out[first.user]?.name ?? '?')} (line ${issues.line(first.loc) ?? '?'})`, 'each login name (user name, address or explicit login) must identify one user only');
-    }
   }
   return ok ? out : BAD;
 });

@@ -1,3 +1,4 @@
+import type { ParsedBinding, ParsedRange } from '../ip.js';
 import type { Reply } from '../reply.js';
 
 /**
@@ -76,23 +77,15 @@ export interface SourceRef {
   readonly path: string;
 }
 
-/** An inclusive address range of one family. CIDRs and single IPs are ranges too. */
-export interface IpRange {
+/** A remote range (CIDRs and single IPs are ranges too), as configured. */
+export interface IpRange extends ParsedRange {
   /** As written in the config (trimmed), e.g. `198.18.7.1-198.18.7.30`. */
   readonly text: string;
-  readonly family: 4 | 6;
-  readonly first: bigint;
-  readonly last: bigint;
   readonly source: SourceRef;
 }
 
-export interface Binding {
-  /** Canonical text: `0.0.0.0:25`, `[::]:587`, `192.0.2.10:25`, `[2001:db8::1]:25`. */
-  readonly text: string;
-  /** Canonical IP (IPv4 dotted, IPv6 RFC 5952 compressed), or null for the wildcard. */
-  readonly ip: string | null;
-  readonly family: 4 | 6;
-  readonly port: number;
+/** A local binding; `text` is canonical (`0.0.0.0:25`, `[::]:587`, `[2001:db8::1]:25`), `ip` null for the wildcard. */
+export interface Binding extends ParsedBinding {
   readonly source: SourceRef;
 }
 

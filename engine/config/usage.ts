@@ -81,11 +81,13 @@ export const USAGE_KEYS = Object.keys(USAGE_DEFAULTS.client) as UsageKey[];
 const valuesOf = (key: UsageKey): Json[] => USAGES.map((u) => USAGE_DEFAULTS[u][key] as Json);
 const uniform = (key: UsageKey): boolean => valuesOf(key).every((v) => JSON.stringify(v) === JSON.stringify(valuesOf(key)[0]));
 
-function plain(key: UsageKey, v: Json): string {
+/** A default for prose: `required`, `all addresses`, `none`, or the values (each in backticks when `quote`). */
+function plain(key: UsageKey, v: Json, quote = false): string {
+  const q = (x: Json): string => (quote ? `\`${String(x)}\`` : String(x));
   if (v === null) return 'required';
   if (key === 'remote_ip_ranges' && JSON.stringify(v) === JSON.stringify(ALL_ADDRESSES)) return 'all addresses';
-  if (Array.isArray(v)) return v.length === 0 ? 'none' : v.join(', ');
-  return String(v);
+  if (Array.isArray(v)) return v.length === 0 ? 'none' : v.map(q).join(', ');
+  return q(v);
 }
 
 /**
@@ -121,14 +123,8 @@ export function usageRequirements(): JsonSchema {
 }
 
 function cell(key: UsageKey, usage: Usage): string {
-  const v = USAGE_DEFAULTS[usage][key] as Json;
   const note = NOTES[usage]?.[key];
-  let text: string;
-  if (v === null) text = 'required';
-  else if (key === 'remote_ip_ranges' && JSON.stringify(v) === JSON.stringify(ALL_ADDRESSES)) text = 'all addresses';
-  else if (Array.isArray(v)) text = v.length === 0 ? 'none' : v.map((x) => `\`${String(x)}\``).join(', ');
-  else text = `\`${String(v)}\``;
-  return note === undefined ? text : `${text} (${note})`;
+  return `${plain(key, USAGE_DEFAULTS[usage][key] as Json, true)}${note === undefined ? '' : ` (${note})`}`;
 }
 
 /** The README's "defaults by usage" table (Markdown, one row per key, a final newline). */

@@ -3,7 +3,8 @@ import { REPLY_CATALOGUE, REASONS, type Reason } from '../replies.js';
 import type { Reply } from '../reply.js';
 import { isParseFailure, parseBinding, parseIp, parseIpRange, type ParsedIp, type ParseFailure } from '../ip.js';
 import { code, didYouMean } from './issues.js';
-import { BAD, caseless, integer, named, obj, optional, parsed, refine, required, scalar, string, withDefault, type Decoder } from './decode.js';
+import { BAD, named, obj, optional, refine, required, withDefault, type Decoder } from './decode.js';
+import { caseless, integer, parsed, scalar, string } from './scalars.js';
 import { normaliseAddress, normaliseDomain, normaliseHost } from './names.js';
 import { RIGHTS, type Binding, type IpRange, type Right } from './types.js';
 import { BYTE_SIZE_PATTERN, formatByteSize, parseByteSize } from './units.js';
@@ -42,21 +43,17 @@ export const ipAddress = (): Decoder<ParsedIp> =>
     ),
   );
 
-const rangeText = parsed(parseIpRange);
 export const ipRange = (): Decoder<IpRange> =>
-  named('ipRange', {
-    decode(node, at) {
-      const r = rangeText.decode(node, at);
-      if (r === BAD || node.kind !== 'scalar') return BAD;
-      return { text: String(node.value).trim(), family: r.family, first: r.first, last: r.last, source: at.issues.ref(at) };
-    },
-    schema: () => ({
-      type: 'string',
-      minLength: 1,
-      description: 'A single IP (192.0.2.1), a CIDR block (192.0.2.0/24, 2001:db8::/32) or a range (192.0.2.1-192.0.2.30).',
-      examples: ['192.0.2.1', '192.0.2.0/24', '192.0.2.1-192.0.2.30', '2001:db8::/32'],
-    }),
-  });
+  named(
+    'ipRange',
+    refine(
+      parsed(parseIpRange, {
+        description: 'A single IP (192.0.2.1), a CIDR block (192.0.2.0/24, 2001:db8::/32) or a range (192.0.2.1-192.0.2.30).',
+        examples: ['192.0.2.1', '192.0.2.0/24', '192.0.2.1-192.0.2.30', '2001:db8::/32'],
+      }),
+      (r, at, node) => ({ text: node.kind === 'scalar' ? node.source.trim() : '', family: r.family, first: r.first, last: r.last, source: at.issues.ref(at) }),
+    ),
+  );
 
 export const binding = (): Decoder<Binding> =>
   named(
@@ -99,11 +96,7 @@ export function byteSize(min: number, max: number): Decoder<number | null> {
 export const right = (): Decoder<Right> =>
   named(
     'right',
-    refine(
-      caseless(RIGHTS, (v) => [`unknown extended right ${code(v)}`, didYouMean(v, RIGHTS, `use one of ${RIGHTS.join(', ')}`)]),
-      (r) => r,
-      { description: 'An extended right, spelled as in Exchange (any letter case).' },
-    ),
+    caseless(RIGHTS, (v) => [`unknown extended right ${code(v)}`, didYouMean(v, RIGHTS, `use one of ${RIGHTS.join(', ')}`)], 'An extended right, spelled as in Exchange (any letter case).'),
   );
 
 export const SASL_MECHANISMS = ['PLAIN', 'LOGIN'] as const;

@@ -20,7 +20,7 @@ import { Composer, LineCounter, Parser, isAlias, isMap, isNode, isScalar, isSeq 
 import type { CST } from 'yaml';
 import { ConfigError } from '../errors.js';
 import type { ConfigIssue } from '../errors.js';
-import { code, formatPath, type Path } from './issues.js';
+import { Issues, code, type Path } from './issues.js';
 
 /** Bounds on what a YAML document may cost to read. */
 export interface YamlLimits {
@@ -72,44 +72,26 @@ export interface YamlDocument {
 }
 
 const MIB = 1024 * 1024;
+const describeSize = (bytes: number): string => (bytes >= MIB ? `${(bytes / MIB).toFixed(1)} MiB` : `${bytes} bytes`);
 
-function describeSize(bytes: number): string {
-  return bytes >= MIB ? `${(bytes / MIB).toFixed(1)} MiB` : `${bytes} bytes`;
-}
-
-function issueAt(file: string, lc: LineCounter | null, offset: number | undefined, path: Path, message: string, fix?: string): ConfigIssue {
-  const pos = offset === undefined || lc === null ? undefined : lc.linePos(offset);
-  return {
-    file,
-    ...(pos === undefined ? {} : { line: pos.line, column: pos.col }),
-    path: formatPath(path),
-    message,
-    ...(fix === undefined ? {} : { fix }),
-  };
-}
-
-/** The deepest collection nesting of a CST, measured without recursion. */
+/** The deepest collection nesting of a CST, measured without recursion (stops past `limit`). */
 function cstDepth(tokens: readonly CST.Token[], limit: number): { depth: number; offset: number } {
   const stack: [CST.Token, number][] = tokens.map((t) => [t, 0]);
   let deepest = { depth: 0, offset: 0 };
-  while (stack.length > 0) {
-    const [token, depth] = stack.pop() as [CST.Token, number];
-    let d = depth;
-    if (token.type === 'block-map' || token.type === 'block-seq' || token.type === 'flow-collection') {
-      d = depth + 1;
-      if (d > deepest.depth) deepest = { depth: d, offset: token.offset };
-      if (d > limit) return deepest;
-      for (const item of token.items) {
-        if ('key' in item && item.key) stack.push([item.key, d]);
-        if (item.value) stack.push([item.value, d]);
-      }
-    } else if (token.type === 'document' && token.value) {
-      stack.push([token.value, d]);
+  for (let top = stack.pop(); top !== undefined && deepest.depth <= limit; top = stack.pop()) {
+    const [token, depth] = top;
+    if (token.type === 'document' && token.value) stack.push([token.value, depth]);
+    if (token.type !== 'block-map' && token.type !== 'block-seq' && token.type !== 'flow-collection') continue;
+    if (depth + 1 > deepest.depth) deepest = { depth: depth + 1, offset: token.offset };
+    for (const item of token.items) {
+      if ('key' in item && item.key) stack.push([item.key, depth + 1]);
+      if (item.value) stack.push([item.value, depth + 1]);
     }
   }
   return deepest;
 }
 
+/** Size and depth of a node with every alias expanded. */
 interface Stats {
   readonly size: number;
   readonly depth: number;
@@ -121,148 +103,122 @@ interface Stats {
  */
 export function readYaml(text: string, file: string, limits: YamlLimits = YAML_LIMITS): YamlDocument {
   const lc = new LineCounter();
-  const issues: ConfigIssue[] = [];
   const position = (offset: number): { line: number; column: number } => {
     const p = lc.linePos(offset);
     return { line: p.line, column: p.col };
   };
-  const fail = (offset: number | undefined, path: Path, message: string, fix?: string): YamlDocument => {
-    issues.push(issueAt(file, offset === undefined ? null : lc, offset, path, message, fix));
-    return { file, root: null, issues, position };
+  const issues = new Issues(file, position);
+  // Duplicate keys are reported but not fatal: the first of them is kept.
+  let fatal = false;
+  const done = (root: YNode | null): YamlDocument => ({ file, root: fatal ? null : root, issues: issues.list, position });
+  const fail = (offset: number | undefined, message: string, fix: string): YamlDocument => {
+    issues.add({ path: [], offset }, message, fix);
+    fatal = true;
+    return done(null);
   };
 
   const bytes = Buffer.byteLength(text, 'utf8');
-  if (bytes > limits.maxBytes) {
-    return fail(undefined, [], `the file is ${describeSize(bytes)}, more than the limit of ${describeSize(limits.maxBytes)}`, 'split it or remove what it does not need');
-  }
+  if (bytes > limits.maxBytes) return fail(undefined, `the file is ${describeSize(bytes)}, more than the limit of ${describeSize(limits.maxBytes)}`, 'split it or remove what it does not need');
   const nul = text.indexOf('\u0000');
   const tokens = [...new Parser(lc.addNewLine).parse(nul >= 0 ? text.slice(0, nul) : text)];
-  if (nul >= 0) return fail(nul, [], 'the file contains a NUL byte: it is not a YAML text file', 'check that the path names a YAML file, not a binary one');
+  if (nul >= 0) return fail(nul, 'the file contains a NUL byte: it is not a YAML text file', 'check that the path names a YAML file, not a binary one');
   const deepest = cstDepth(tokens, limits.maxDepth);
-  if (deepest.depth > limits.maxDepth) {
-    return fail(deepest.offset, [], `nested too deeply (more than ${limits.maxDepth} levels of lists and mappings)`, 'flatten the structure');
-  }
+  if (deepest.depth > limits.maxDepth) return fail(deepest.offset, `nested too deeply (more than ${limits.maxDepth} levels of lists and mappings)`, 'flatten the structure');
 
-  const docs = [...new Composer({ uniqueKeys: false }).compose(tokens, true, text.length)];
-  const [doc, second] = docs;
-  if (doc === undefined) return { file, root: null, issues, position };
-  if (second !== undefined) {
-    return fail(second.range[0], [], 'the file holds more than one YAML document (a second `---`)', 'keep one document per file');
-  }
+  // uniqueKeys off: the library compares each key with every other; we use a set instead.
+  const [doc, second] = [...new Composer({ uniqueKeys: false }).compose(tokens, true, text.length)];
+  if (doc === undefined) return fail(undefined, 'the file holds no YAML document', 'write the configuration');
+  if (second !== undefined) return fail(second.range[0], 'the file holds more than one YAML document (a second `---`)', 'keep one document per file');
   for (const e of [...doc.errors, ...doc.warnings]) {
-    issues.push(issueAt(file, lc, e.pos[0], [], `YAML syntax error: ${excerptMessage(e.message)}`, 'fix the YAML syntax at this position'));
+    issues.add({ path: [], offset: e.pos[0] }, `YAML syntax error: ${e.message.split('\n')[0] ?? ''}`, 'fix the YAML syntax at this position');
   }
-  if (issues.length > 0) return { file, root: null, issues, position };
+  fatal = issues.list.length > 0;
+  if (fatal) return done(null);
 
   const stats = new WeakMap<YNode, Stats>();
   const anchors = new Map<string, YNode>();
   const open = new Set<string>();
-  let broken = false;
-  const problem = (offset: number | undefined, path: Path, message: string, fix?: string): void => {
-    broken = true;
-    issues.push(issueAt(file, lc, offset, path, message, fix));
-  };
   const scalar = (offset: number | undefined, value: YScalar['value'], source: string, empty = false): YScalar => {
     const n: YScalar = { kind: 'scalar', offset, value, source, empty };
     stats.set(n, { size: 1, depth: 0 });
     return n;
   };
+  const collection = <N extends YSeq | YMap>(n: N, children: readonly YNode[]): N => {
+    const s = children.map((c) => stats.get(c) ?? { size: 1, depth: 0 });
+    stats.set(n, { size: s.reduce((sum, c) => sum + c.size, 1), depth: s.reduce((d, c) => Math.max(d, c.depth + 1), 0) });
+    return n;
+  };
 
-  // Recursion follows the text's nesting, which cstDepth has bounded.
+  // Recursion follows the text's nesting, which cstDepth has bounded; an alias is a reference.
   const convert = (node: unknown, path: Path): YNode => {
     if (isAlias(node)) {
-      const offset = node.range?.[0];
       const target = anchors.get(node.source);
       if (target !== undefined) return target;
-      problem(
-        offset,
-        path,
-        open.has(node.source) ? `alias ${code(`*${node.source}`)} is inside the node its anchor names` : `unknown alias ${code(`*${node.source}`)}`,
-        open.has(node.source) ? 'a value cannot contain itself' : `define ${code(`&${node.source}`)} before using it`,
+      const inside = open.has(node.source);
+      fatal = true;
+      issues.add(
+        { path, offset: node.range?.[0] },
+        inside ? `alias ${code(`*${node.source}`)} is inside the node its anchor names` : `unknown alias ${code(`*${node.source}`)}`,
+        inside ? 'a value cannot contain itself' : `define ${code(`&${node.source}`)} before using it`,
       );
-      return scalar(offset, null, '');
+      return scalar(undefined, null, '');
     }
-    const offset = isScalar(node) || isMap(node) || isSeq(node) ? node.range?.[0] : undefined;
-    const anchor = isScalar(node) || isMap(node) || isSeq(node) ? node.anchor : undefined;
-    if (anchor !== undefined) open.add(anchor);
+    if (!isScalar(node) && !isMap(node) && !isSeq(node)) {
+      fatal = true;
+      issues.add({ path, offset: undefined }, 'unsupported YAML node', 'remove it');
+      return scalar(undefined, null, '');
+    }
+    const offset = node.range?.[0];
+    if (node.anchor !== undefined) open.add(node.anchor);
     let out: YNode;
     if (isMap(node)) {
       const pairs: YPair[] = [];
       const seen = new Map<string, number | undefined>();
-      let size = 1;
-      let depth = 0;
       for (const pair of node.items) {
-        const keyNode = pair.key;
-        const keyOffset = (isNode(keyNode) ? keyNode.range?.[0] : undefined) ?? offset;
-        if (!isScalar(keyNode) || typeof keyNode.value === 'object') {
-          problem(keyOffset, path, 'a key must be a plain scalar (a name), not a list, mapping or alias', 'write `name: value`');
+        const k = pair.key;
+        const keyOffset = (isNode(k) ? k.range?.[0] : undefined) ?? offset;
+        if (!isScalar(k) || typeof k.value === 'object') {
+          fatal = true;
+          issues.add({ path, offset: keyOffset }, 'a key must be a plain scalar (a name), not a list, mapping or alias', 'write `name: value`');
           continue;
         }
-        const key = String(keyNode.value);
-        const first = seen.get(key);
+        const key = String(k.value);
         if (seen.has(key)) {
-          const line = first === undefined ? undefined : lc.linePos(first).line;
-          problem(keyOffset, [...path, key], `${code(key)} is defined twice in the same mapping${line === undefined ? '' : ` (first at line ${line})`}`, 'keep one of them: YAML keys must be unique');
+          const first = seen.get(key);
+          const where = first === undefined ? '' : ` (first at line ${lc.linePos(first).line})`;
+          issues.add({ path: [...path, key], offset: keyOffset }, `${code(key)} is defined twice in the same mapping${where}`, 'keep one of them: YAML keys must be unique');
           continue;
         }
         seen.set(key, keyOffset);
-        const value =
-          pair.value === null || pair.value === undefined ? scalar(keyOffset, null, '', true) : convert(pair.value, [...path, key]);
-        const s = stats.get(value) ?? { size: 1, depth: 0 };
-        size += s.size;
-        depth = Math.max(depth, s.depth + 1);
+        const value = pair.value === null || pair.value === undefined ? scalar(keyOffset, null, '', true) : convert(pair.value, [...path, key]);
         pairs.push({ key, keyOffset, value });
       }
-      out = { kind: 'map', offset, pairs };
-      stats.set(out, { size, depth });
+      out = collection({ kind: 'map', offset, pairs }, pairs.map((p) => p.value));
     } else if (isSeq(node)) {
-      let size = 1;
-      let depth = 0;
-      const items = node.items.map((item, i) => {
-        const v = item === null || item === undefined ? scalar(offset, null, '', true) : convert(item, [...path, i]);
-        const s = stats.get(v) ?? { size: 1, depth: 0 };
-        size += s.size;
-        depth = Math.max(depth, s.depth + 1);
-        return v;
-      });
-      out = { kind: 'seq', offset, items };
-      stats.set(out, { size, depth });
-    } else if (isScalar(node)) {
+      const items = node.items.map((item, i) => (item === null || item === undefined ? scalar(offset, null, '', true) : convert(item, [...path, i])));
+      out = collection({ kind: 'seq', offset, items }, items);
+    } else {
       const v = node.value;
       const src = typeof node.source === 'string' ? node.source : String(v);
-      if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') {
-        out = scalar(offset, v, src, v === null && src === '');
-      } else {
-        problem(offset, path, `unsupported YAML value ${code(src)}${node.tag === undefined ? '' : ` (tag ${node.tag})`}`, 'write a string, number, true/false or null');
+      if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out = scalar(offset, v, src, v === null && src === '');
+      else {
+        fatal = true;
+        issues.add({ path, offset }, `unsupported YAML value ${code(src)}${node.tag === undefined ? '' : ` (tag ${node.tag})`}`, 'write a string, number, true/false or null');
         out = scalar(offset, null, src);
       }
-    } else {
-      problem(offset, path, 'unsupported YAML node');
-      out = scalar(offset, null, '');
     }
-    if (anchor !== undefined) {
-      open.delete(anchor);
-      anchors.set(anchor, out);
+    if (node.anchor !== undefined) {
+      open.delete(node.anchor);
+      anchors.set(node.anchor, out);
     }
     return out;
   };
 
   const root = doc.contents === null ? scalar(0, null, '', true) : convert(doc.contents, []);
-  if (broken) return { file, root: null, issues, position };
   const s = stats.get(root) ?? { size: 1, depth: 0 };
-  if (s.size > limits.maxNodes) {
-    return fail(undefined, [], `the aliases (*name) expand the document to more than ${limits.maxNodes} values`, 'use fewer aliases, or aliases of smaller values');
-  }
-  if (s.depth > limits.maxDepth) {
-    return fail(undefined, [], `nested too deeply through aliases (more than ${limits.maxDepth} levels)`, 'use fewer nested aliases');
-  }
-  return { file, root, issues, position };
-}
-
-/** A yaml library message, first line only and cut short. */
-function excerptMessage(message: string): string {
-  const line = message.split('\n')[0] ?? '';
-  return line.length > 160 ? `${line.slice(0, 159)}…` : line;
+  if (s.size > limits.maxNodes) return fail(undefined, `the aliases (*name) expand the document to more than ${limits.maxNodes} values`, 'use fewer aliases, or aliases of smaller values');
+  if (s.depth > limits.maxDepth) return fail(undefined, `nested too deeply through aliases (more than ${limits.maxDepth} levels)`, 'use fewer nested aliases');
+  return done(root);
 }
 
 /** The plain JavaScript value of a node (aliases expanded; `readYaml` bounded the expansion). */
@@ -307,7 +263,7 @@ export async function readTextFile(file: string, what: string, maxBytes: number 
     const st = await handle.stat();
     if (st.isDirectory()) throw refuse('it is a directory, not a file', 'name the YAML file itself');
     if (!st.isFile()) {
-      const kind = st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
+      const kind = st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'something else';
       throw refuse(`it is ${kind}, not a regular file`, 'name a regular YAML file');
     }
     if (st.size > maxBytes) throw refuse(`the file is ${describeSize(st.size)}, more than the limit of ${describeSize(maxBytes)}`, 'name the right file, or make it smaller');

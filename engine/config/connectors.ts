@@ -7,14 +7,19 @@ import { fromJson } from './yaml.js';
 import { checkOpenRelay, ace, type PrincipalLookups } from './rights.js';
 import { KB, GB } from './units.js';
 import { USAGE_DEFAULTS, usageDescription, usageFieldMeta, usageRequirements, type UsageKey } from './usage.js';
-import { binding, byteSize, host, ipRange, replies, sasl } from './values.js';
+import { binding, byteSize, host, ipRange, nextHop, replies, sasl } from './values.js';
+import { tlsFiles } from './secrets.js';
 import { AUTH_MECHANISMS, DIALECTS, MESSAGE_RATE_SOURCES, PERMISSION_GROUP_NAMES, USAGES } from './types.js';
 import type { AuthMechanism, Binding, ConnectorConfig, IpRange, PermissionGroup, ServerConfig } from './types.js';
 
 /** What a connector's defaults and principals depend on. */
 export interface ConnectorEnv {
-  readonly server: Pick<ServerConfig, 'fqdn' | 'dialect'>;
+  readonly server: Pick<ServerConfig, 'fqdn' | 'dialect' | 'tls' | 'nextHop'>;
   readonly principals: PrincipalLookups;
+  /** Relative paths are relative to this file's directory. */
+  readonly configFile: string;
+  /** `listen` when a connector does not say: true unless a milter or policy server is configured. */
+  readonly listenDefault: boolean;
 }
 
 const NOT_SUPPORTED = 'servers authenticate with AUTH as identities in group "Exchange Servers"; for trusted servers by IP address use ExternalAuthoritative with permission group ExchangeServers';
@@ -138,6 +143,12 @@ function fields(env: ConnectorEnv) {
         'Explicit permission entries on this connector (Exchange: Add-ADPermission -ExtendedRights / Remove-ADPermission). A deny wins over any allow, including those from permission groups.',
     }),
     replies: withDefault(replies(), {}, { description: 'Reply overrides by reason for this connector.' }),
+    tls: optional(tlsFiles(env.configFile), { description: 'Certificate and key for this connector; default: server.tls.' }),
+    implicit_tls: optional(boolean(), { description: 'TLS from the first byte (RFC 8314) instead of STARTTLS. Default: true when the bindings are on port 465.' }),
+    listen: optional(boolean(), {
+      description: "Served by mta-policy's own SMTP listener on the bindings. Default: true when the configuration has neither milter: nor postfix_policy:, else false (the bindings then describe the MTA's listeners).",
+    }),
+    next_hop: optional(nextHop(env.configFile), { description: 'Where accepted mail goes; default: server.next_hop.' }),
   };
 }
 
@@ -213,6 +224,11 @@ function build(raw: RawConnector, at: At, env: ConnectorEnv): ConnectorConfig | 
       );
     }
   }
+  // RFC 8314 §3.3: port 465 is implicit TLS; a connector mixing it with STARTTLS ports must say which it means.
+  const on465 = bindings.filter((b) => b.port === 465).length;
+  if (raw.implicit_tls === undefined && on465 > 0 && on465 < bindings.length) {
+    fail(raw.where.value('bindings'), 'the bindings mix port 465 (implicit TLS) with other ports', 'set implicit_tls: true or false, or split the connector');
+  }
   const relay = { ranges: remoteIpRanges, mechanisms: authMechanisms, groups: permissionGroups, aces: raw.extended_rights, domainSecure: domainSecureEnabled };
   if (!checkReachable(issues, raw, bindings, remoteIpRanges) || !checkOpenRelay(issues, raw.where.value('remote_ip_ranges'), relay) || !ok) return BAD;
 
@@ -242,6 +258,10 @@ function build(raw: RawConnector, at: At, env: ConnectorEnv): ConnectorConfig | 
     basicAuthMechanisms: raw.basic_auth_mechanisms,
     extendedRights: raw.extended_rights,
     replies: raw.replies,
+    tls: raw.tls ?? env.server.tls ?? null,
+    implicitTls: raw.implicit_tls ?? on465 === bindings.length,
+    listen: raw.listen ?? env.listenDefault,
+    nextHop: raw.next_hop ?? env.server.nextHop ?? null,
     source: issues.ref(at),
   };
 }

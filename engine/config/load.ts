@@ -13,12 +13,13 @@
  */
 import { resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
-import { At, BAD } from './decode.js';
+import { At, BAD, type Decoder, type Deferred } from './decode.js';
 import { Issues } from './issues.js';
 import { checkConflicts } from './conflicts.js';
 import { connectors } from './connectors.js';
 import { REQUIRED_SECTIONS, ROOT } from './schema.js';
-import { ACCEPTED_DOMAINS, IDENTITIES, SERVER, principalLookups } from './sections.js';
+import { ACCEPTED_DOMAINS, identitiesSection, principalLookups, serverSection } from './sections.js';
+import { listener } from './values.js';
 import { readTextFile, readYaml } from './yaml.js';
 import type { Config } from './types.js';
 
@@ -40,18 +41,33 @@ export function parseConfig(text: string, file: string): Config {
   for (const [key, fix] of Object.entries(REQUIRED_SECTIONS)) {
     if (!root.where.has(key as keyof typeof REQUIRED_SECTIONS)) issues.add(root.where.self, `the configuration is missing required key \`${key}\``, fix);
   }
-  const server = root.server === undefined ? BAD : SERVER.decode(root.server.node, root.server.at);
-  const acceptedDomains = root.accepted_domains === undefined ? [] : ACCEPTED_DOMAINS.decode(root.accepted_domains.node, root.accepted_domains.at);
-  const identities = root.identities === undefined ? { users: [], unlistedLogins: 'reject' as const } : IDENTITIES.decode(root.identities.node, root.identities.at);
+  const decode = <T>(d: Decoder<T>, section: Deferred | undefined): T | typeof BAD | undefined => (section === undefined ? undefined : d.decode(section.node, section.at));
+  const server = decode(serverSection(file), root.server) ?? BAD;
+  const acceptedDomains = decode(ACCEPTED_DOMAINS, root.accepted_domains) ?? [];
+  const ids = decode(identitiesSection(file), root.identities) ?? { users: [], unlistedLogins: 'reject' as const };
+  const milter = decode(listener('milter'), root.milter);
+  const postfixPolicy = decode(listener('Postfix policy server'), root.postfix_policy);
   const env = {
     server: server === BAD ? { fqdn: 'localhost', dialect: 'exchange' as const } : server,
     // Unknown users and groups are reported only when the identities themselves are sound.
-    principals: principalLookups(identities === BAD ? [] : identities.users, identities !== BAD),
+    principals: principalLookups(ids === BAD ? [] : ids.users, ids !== BAD),
+    configFile: file,
+    listenDefault: root.milter === undefined && root.postfix_policy === undefined,
   };
-  const conns = root.connectors === undefined ? BAD : connectors(env).decode(root.connectors.node, root.connectors.at);
+  const conns = decode(connectors(env), root.connectors) ?? BAD;
   if (conns !== BAD) checkConflicts(issues, conns);
-  if (issues.list.length > 0 || server === BAD || acceptedDomains === BAD || identities === BAD || conns === BAD) throw issues.error();
-  return { file, server, acceptedDomains, users: identities.users, unlistedLogins: identities.unlistedLogins, connectors: conns };
+  if (issues.list.length > 0 || server === BAD || acceptedDomains === BAD || ids === BAD || conns === BAD || milter === BAD || postfixPolicy === BAD) {
+    throw issues.error();
+  }
+  return {
+    file,
+    server,
+    acceptedDomains,
+    ...ids,
+    connectors: conns,
+    ...(milter === undefined ? {} : { milter }),
+    ...(postfixPolicy === undefined ? {} : { postfixPolicy }),
+  };
 }
 
 /**
@@ -61,5 +77,5 @@ export function parseConfig(text: string, file: string): Config {
  */
 export async function loadConfig(file: string): Promise<Config> {
   const abs = resolve(file);
-  return parseConfig(await readTextFile(abs, 'the configuration file'), abs);
+  return parseConfig(readTextFile(abs, 'the configuration file'), abs);
 }

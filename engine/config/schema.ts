@@ -6,7 +6,8 @@
 import { Defs, deferred, obj, optional, type Decoder, type JsonSchema } from './decode.js';
 import { caselessPattern } from './scalars.js';
 import { connectors, type ConnectorEnv } from './connectors.js';
-import { ACCEPTED_DOMAINS, IDENTITIES, SERVER } from './sections.js';
+import { ACCEPTED_DOMAINS, identitiesSection, serverSection } from './sections.js';
+import { listener } from './values.js';
 import { RIGHTS } from './types.js';
 
 export const SCHEMA_ID = 'urn:mta-policy:config:v1';
@@ -21,21 +22,25 @@ export const REQUIRED_SECTIONS = {
 const SCHEMA_ENV: ConnectorEnv = {
   server: { fqdn: 'localhost', dialect: 'exchange' },
   principals: { userNames: new Map(), groupNames: new Map(), reliable: false },
+  configFile: '',
+  listenDefault: true,
 };
 
 /** The top level: each section is decoded on its own, once the sections it needs are. */
 export const ROOT = obj(
   {
-    server: optional(deferred(SERVER), { description: 'Server-wide settings (Exchange: the transport server and Set-TransportConfig).' }),
+    server: optional(deferred(serverSection('')), { description: 'Server-wide settings (Exchange: the transport server and Set-TransportConfig).' }),
     accepted_domains: optional(deferred(ACCEPTED_DOMAINS), {
       description: 'Domains this organisation accepts mail for (Exchange: Get-AcceptedDomain). Recipients in them never need the relay right.',
       schema: { default: [] },
     }),
-    identities: optional(deferred(IDENTITIES), { description: 'Users and servers that can authenticate with SMTP AUTH, their addresses and groups.' }),
+    identities: optional(deferred(identitiesSection('')), { description: 'Users and servers that can authenticate with SMTP AUTH, their addresses and groups.' }),
     connectors: optional(deferred(connectors(SCHEMA_ENV) as Decoder<unknown>), {
       description:
         'Receive connectors (Exchange: Get-ReceiveConnector). A connection is handled by the enabled connector whose binding matches the local ip:port and whose remote IP ranges match the client most specifically.',
     }),
+    milter: optional(deferred(listener('milter')), { description: 'The milter for Postfix (smtpd_milters) and Sendmail (INPUT_MAIL_FILTER).' }),
+    postfix_policy: optional(deferred(listener('Postfix policy server')), { description: 'The Postfix policy-delegation server (check_policy_service).' }),
   },
   { schema: { required: Object.keys(REQUIRED_SECTIONS) } },
 );

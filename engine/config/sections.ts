@@ -2,15 +2,18 @@
 import { asciiLower } from '../util.js';
 import { code } from './issues.js';
 import type { Loc } from './issues.js';
-import { BAD, list, located, named, obj, refine, required, withDefault, type Decoder } from './decode.js';
-import { oneOf, string } from './scalars.js';
+import { BAD, list, located, named, obj, optional, refine, required, withDefault, type Decoder } from './decode.js';
+import { oneOf, parsed, string } from './scalars.js';
+import { parseAuthSocket, type SocketAddress } from './endpoints.js';
+import { passwordHash, readableFile, tlsFiles } from './secrets.js';
 import type { PrincipalLookups } from './rights.js';
-import { address, domain, headerPrefix, host, ipAddress, replies } from './values.js';
+import { address, domain, headerPrefix, host, ipAddress, nextHop, replies } from './values.js';
 import { ACCEPTED_DOMAIN_TYPES, DIALECTS, type AcceptedDomain, type ServerConfig, type UserIdentity } from './types.js';
 
 const listedOnce = <T>(key: (v: T) => string) => ({ unique: { key, label: (v: T) => code(key(v)) } });
 
-export const SERVER: Decoder<ServerConfig> = named(
+/** The `server` section; `configFile` anchors relative paths. */
+export const serverSection = (configFile: string): Decoder<ServerConfig> => named(
   'server',
   refine(
     obj(
@@ -36,6 +39,8 @@ export const SERVER: Decoder<ServerConfig> = named(
           description: 'Header-name prefixes only sessions with ms-Exch-Accept-Headers-Forest may carry; others have them stripped.',
         }),
         replies: withDefault(replies(), {}, { description: 'Server-wide reply overrides by reason, for both dialects. Connector overrides take precedence.' }),
+        tls: optional(tlsFiles(configFile), { description: 'Default certificate and key of every connector (for STARTTLS and implicit TLS).' }),
+        next_hop: optional(nextHop(configFile), { description: 'Default next hop of every connector: where accepted mail goes.' }),
       },
       { description: 'Server-wide settings (Exchange: the transport server and Set-TransportConfig).' },
     ),
@@ -47,6 +52,8 @@ export const SERVER: Decoder<ServerConfig> = named(
       organizationHeaderPrefixes: s.organization_header_prefixes,
       forestHeaderPrefixes: s.forest_header_prefixes,
       replies: s.replies,
+      ...(s.tls === undefined ? {} : { tls: s.tls }),
+      ...(s.next_hop === undefined ? {} : { nextHop: s.next_hop }),
     }),
   ),
 );
@@ -112,6 +119,7 @@ const user = named(
       logins: withDefault(list(located(login)), [], {
         description: 'Extra AUTH login names (case-insensitive), e.g. DOMAIN\\user. The name and the addresses are login names already.',
       }),
+      password: optional(passwordHash(), { description: 'Password hash for the listener\'s own AUTH check: {ARGON2ID}, {BCRYPT}/{BLF-CRYPT} or {SHA512-CRYPT} followed by the hash.' }),
     },
     { description: 'A user or server identity.', noun: 'this user' },
   ),
@@ -175,7 +183,8 @@ const users = refine(list(located(user)), (items, at) => {
       claim(l.value, { user: idx, name, loc: l.loc, kind: 'login' });
     }
     const sendAs = u.send_as.filter((a) => !addresses.includes(a));
-    out.push({ name, addresses, groups: u.groups.map((g) => g.trim()), sendAs, logins: [...logins], source: issues.ref(loc) });
+    const password = u.password === undefined ? {} : { password: u.password };
+    out.push({ name, addresses, groups: u.groups.map((g) => g.trim()), sendAs, logins: [...logins], ...password, source: issues.ref(loc) });
   }
   return ok ? out : BAD;
 });
@@ -183,9 +192,12 @@ const users = refine(list(located(user)), (items, at) => {
 export interface Identities {
   readonly users: readonly UserIdentity[];
   readonly unlistedLogins: 'reject' | 'authenticated';
+  readonly passwdFile?: string;
+  readonly dovecotAuth?: SocketAddress;
 }
 
-export const IDENTITIES: Decoder<Identities> = named(
+/** The `identities` section; `configFile` anchors the passwd-file's path. */
+export const identitiesSection = (configFile: string): Decoder<Identities> => named(
   'identities',
   refine(
     obj(
@@ -195,10 +207,19 @@ export const IDENTITIES: Decoder<Identities> = named(
           description:
             "A login the credential check accepts but no user lists: `reject` (default) refuses it like bad credentials, so an alias cannot dodge a user's deny entries; `authenticated` lets it in as an authenticated user with no groups, sending as exactly its login.",
         }),
+        passwd_file: optional(readableFile(configFile, 'passwd-file'), { description: 'A Dovecot passwd-file (name:{SCHEME}hash lines) with more credentials; relative to the configuration file.' }),
+        dovecot_auth: optional(parsed(parseAuthSocket, { examples: ['unix:/run/dovecot/auth-client', 'inet:127.0.0.1:12345'] }), {
+          description: "Dovecot's auth socket (unix:/path or inet:HOST:PORT): credentials are checked there when set.",
+        }),
       },
       { description: 'Users and servers that can authenticate with SMTP AUTH, their addresses and groups.' },
     ),
-    (i) => ({ users: i.users, unlistedLogins: i.unlisted_logins }),
+    (i) => ({
+      users: i.users,
+      unlistedLogins: i.unlisted_logins,
+      ...(i.passwd_file === undefined ? {} : { passwdFile: i.passwd_file }),
+      ...(i.dovecot_auth === undefined ? {} : { dovecotAuth: i.dovecot_auth }),
+    }),
   ),
 );
 

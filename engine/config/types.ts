@@ -1,5 +1,10 @@
 import type { ParsedBinding, ParsedRange } from '../ip.js';
 import type { Reply } from '../reply.js';
+import type { NextHop, SocketAddress } from './endpoints.js';
+import type { TlsFiles } from './secrets.js';
+
+export type { NextHop, SocketAddress } from './endpoints.js';
+export type { TlsFiles } from './secrets.js';
 
 /**
  * The validated, normalised configuration. `loadConfig()` produces it from one YAML file;
@@ -132,6 +137,14 @@ export interface ConnectorConfig {
   readonly extendedRights: readonly Ace[];
   /** Per-connector reply overrides by reason. */
   readonly replies: Readonly<Record<string, Reply>>;
+  /** The connector's certificate, else server.tls; null when neither is set. */
+  readonly tls: TlsFiles | null;
+  /** TLS from the first byte (RFC 8314) instead of STARTTLS; default: every binding is on port 465. */
+  readonly implicitTls: boolean;
+  /** Served by mta-policy's own listener; default: the configuration has no milter or postfix_policy. */
+  readonly listen: boolean;
+  /** Where accepted mail goes: the connector's next_hop, else server.next_hop; null when neither is set. */
+  readonly nextHop: NextHop | null;
   readonly source: SourceRef;
 }
 
@@ -155,6 +168,8 @@ export interface UserIdentity {
   readonly sendAs: readonly string[];
   /** Lower-cased AUTH login names that map to this identity (name and addresses included). */
   readonly logins: readonly string[];
+  /** Password hash with its `{SCHEME}` prefix (scheme upper-cased); absent when not configured. */
+  readonly password?: string;
   readonly source: SourceRef;
 }
 
@@ -171,6 +186,16 @@ export interface ServerConfig {
   readonly forestHeaderPrefixes: readonly string[];
   /** Server-wide reply overrides by reason (both dialects). */
   readonly replies: Readonly<Record<string, Reply>>;
+  /** Default certificate for every connector. */
+  readonly tls?: TlsFiles;
+  /** Default next hop for every connector. */
+  readonly nextHop?: NextHop;
+}
+
+/** A milter or policy-server listener. */
+export interface AdapterListener {
+  readonly listen: SocketAddress;
+  readonly source: SourceRef;
 }
 
 export interface Config {
@@ -181,5 +206,13 @@ export interface Config {
   readonly users: readonly UserIdentity[];
   /** What a login no user lists gets: refused, or an authenticated user with no groups. */
   readonly unlistedLogins: 'reject' | 'authenticated';
+  /** Absolute path of a Dovecot passwd-file (`name:{SCHEME}hash`), readable when loaded. */
+  readonly passwdFile?: string;
+  /** Dovecot's auth socket, for credential checks. */
+  readonly dovecotAuth?: SocketAddress;
   readonly connectors: readonly ConnectorConfig[];
+  /** The milter listener (Postfix/Sendmail), when configured. */
+  readonly milter?: AdapterListener;
+  /** The Postfix policy-delegation listener, when configured. */
+  readonly postfixPolicy?: AdapterListener;
 }

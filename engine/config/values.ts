@@ -6,7 +6,8 @@ import { code, didYouMean } from './issues.js';
 import { BAD, named, obj, optional, refine, required, withDefault, type Decoder } from './decode.js';
 import { caseless, integer, parsed, scalar, string } from './scalars.js';
 import { normaliseAddress, normaliseDomain, normaliseHost } from './names.js';
-import { RIGHTS, type Binding, type IpRange, type Right } from './types.js';
+import { parseListen, parseNextHop, type NextHop } from './endpoints.js';
+import { RIGHTS, type AdapterListener, type Binding, type IpRange, type Right } from './types.js';
 import { BYTE_SIZE_PATTERN, formatByteSize, parseByteSize } from './units.js';
 
 export const host = (): Decoder<string> =>
@@ -187,3 +188,27 @@ export function replies(): Decoder<Readonly<Record<string, Reply>>> {
     return out;
   }));
 }
+
+/** A next hop (engine/config/endpoints.ts); a relative Maildir is relative to `configFile`. */
+export const nextHop = (configFile: string): Decoder<NextHop> =>
+  named(
+    'nextHop',
+    parsed((t) => parseNextHop(t, configFile), {
+      description: 'Where accepted mail goes: smtp://host:port, lmtp://host:port, lmtp:/path.sock or maildir:/dir (relative to the configuration file).',
+      examples: ['smtp://127.0.0.1:10025', 'lmtp:/run/dovecot/lmtp', 'maildir:mail'],
+    }),
+  );
+
+/** `{ listen: ... }` of the milter or the policy server. */
+export const listener = (what: string): Decoder<AdapterListener> =>
+  refine(
+    obj(
+      {
+        listen: required(parsed(parseListen, { examples: ['inet:8891@127.0.0.1', 'unix:/run/mta-policy/milter.sock'] }), 'add `listen: "inet:8891@127.0.0.1"`', {
+          description: `Where the ${what} listens: inet:PORT@HOST (an IPv4 or IPv6 address) or unix:/absolute/path.`,
+        }),
+      },
+      { description: `The ${what} listener.` },
+    ),
+    (l, at) => ({ listen: l.listen, source: at.issues.ref(at) }),
+  );

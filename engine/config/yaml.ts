@@ -3,7 +3,7 @@
  * configuration and the scenario files.
  *
  * - The file is opened without blocking (a FIFO cannot hang it), must be a regular file no
- *   larger than `maxBytes`, valid UTF-8 and free of NUL bytes.
+ *   larger than `maxBytes` (engine/config/files.ts), valid UTF-8 and free of NUL bytes.
  * - Nesting is measured on the concrete syntax tree before anything recursive runs, so deep
  *   nesting is a clear issue, not a stack overflow.
  * - Keys are unique per mapping (checked with a set, in linear time), and must be scalars.
@@ -14,12 +14,12 @@
  *
  * Issues carry file, line, column and key path; quoted values are cut to a short excerpt.
  */
-import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { Composer, LineCounter, Parser, isAlias, isMap, isNode, isScalar, isSeq } from 'yaml';
 import type { CST } from 'yaml';
 import { ConfigError } from '../errors.js';
 import type { ConfigIssue } from '../errors.js';
+import { isParseFailure } from '../ip.js';
+import { describeSize, readBounded } from './files.js';
 import { Issues, code, type Path } from './issues.js';
 
 /** Bounds on what a YAML document may cost to read. */
@@ -71,8 +71,6 @@ export interface YamlDocument {
   position(offset: number): { readonly line: number; readonly column: number };
 }
 
-const MIB = 1024 * 1024;
-const describeSize = (bytes: number): string => (bytes >= MIB ? `${(bytes / MIB).toFixed(1)} MiB` : `${bytes} bytes`);
 
 /** The deepest collection nesting of a CST, measured without recursion (stops past `limit`). */
 function cstDepth(tokens: readonly CST.Token[], limit: number): { depth: number; offset: number } {
@@ -246,40 +244,14 @@ export function fromJson(value: Json): YNode {
  * Reads a text file for `readYaml`, refusing what is not a regular file of at most `maxBytes`
  * of UTF-8. Throws `ConfigError` (one issue, naming `what`) otherwise.
  */
-export async function readTextFile(file: string, what: string, maxBytes: number = YAML_LIMITS.maxBytes): Promise<string> {
-  const refuse = (why: string, fix: string, cause?: unknown): ConfigError =>
-    new ConfigError([{ file, path: '', message: `cannot read ${what}: ${why}`, fix }], cause === undefined ? undefined : { cause });
-  let handle;
+export function readTextFile(file: string, what: string, maxBytes: number = YAML_LIMITS.maxBytes): string {
+  const refuse = (why: string, fix?: string, cause?: unknown): ConfigError =>
+    new ConfigError([{ file, path: '', message: `cannot read ${what}: ${why}`, ...(fix === undefined ? {} : { fix }) }], cause === undefined ? undefined : { cause });
+  const bytes = readBounded(file, maxBytes);
+  if (isParseFailure(bytes)) throw refuse(bytes.error, bytes.fix);
   try {
-    // O_NONBLOCK: opening a FIFO without a writer returns at once instead of waiting forever.
-    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch (err) {
-    const errno = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
-    const why =
-      errno === 'ENOENT' ? 'the file does not exist' : errno === 'EACCES' || errno === 'EPERM' ? 'permission denied' : err instanceof Error ? err.message : String(err);
-    throw refuse(why, 'check the path and its permissions', err);
-  }
-  try {
-    const st = await handle.stat();
-    if (st.isDirectory()) throw refuse('it is a directory, not a file', 'name the YAML file itself');
-    if (!st.isFile()) {
-      const kind = st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'something else';
-      throw refuse(`it is ${kind}, not a regular file`, 'name a regular YAML file');
-    }
-    if (st.size > maxBytes) throw refuse(`the file is ${describeSize(st.size)}, more than the limit of ${describeSize(maxBytes)}`, 'name the right file, or make it smaller');
-    // Read at most one byte past the limit: the file may have grown since stat.
-    const buf = Buffer.alloc(Math.min(st.size, maxBytes) + 1);
-    let length = 0;
-    for (let n = -1; n !== 0 && length < buf.length; length += n) {
-      ({ bytesRead: n } = await handle.read(buf, length, buf.length - length, null));
-    }
-    if (length === buf.length) throw refuse('the file grew while being read', 'try again once it is written');
-    try {
-      return new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(0, length));
-    } catch (err) {
-      throw refuse('it is not UTF-8 text', 'save it as UTF-8 (is it a binary file?)', err);
-    }
-  } finally {
-    await handle.close();
+    throw refuse('it is not UTF-8 text', 'save it as UTF-8 (is it a binary file?)', err);
   }
 }

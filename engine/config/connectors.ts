@@ -78,7 +78,7 @@ const USAGE_FIELDS = {
   remote_ip_ranges: list(ipRange(), {
     minItems: 1,
     empty: ['an empty list matches no client', 'add `remote_ip_ranges: ["192.0.2.0/24"]`'],
-    unique: { key: (r) => `${r.family}:${r.first}:${r.last}`, label: (_r, text) => `remote range ${code(text)}` },
+    unique: { key: (r) => `${r.family}:${r.first.toString(16)}:${r.last.toString(16)}`, label: (_r, text) => `remote range ${code(text)}` },
   }),
   permission_groups: groups,
   auth_mechanisms: mechanisms,

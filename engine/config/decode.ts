@@ -140,6 +140,8 @@ export interface ListRules<T> {
   readonly unique?: { readonly key: (v: T) => string; readonly label: (v: T, text: string) => string; readonly loc?: (v: T) => Loc };
 }
 
+const textOf = (n: YNode): string => (n.kind === 'scalar' ? n.source.trim() : '');
+
 export function list<T>(item: Decoder<T>, rules: ListRules<T> = {}): Decoder<T[]> {
   const min = rules.minItems ?? 0;
   return {
@@ -150,29 +152,30 @@ export function list<T>(item: Decoder<T>, rules: ListRules<T> = {}): Decoder<T[]
         return at.fail(`${subjectOf(at.path)} must list at least ${min} item${min === 1 ? '' : 's'}${why === '' ? '' : `: ${why}`}`, fix);
       }
       const out: T[] = [];
-      const seen = new Map<string, { loc: Loc; text: string }>();
+      const seen = new Map<string, { loc: Loc; node: YNode }>();
+      const u = rules.unique;
       let bad = false;
-      node.items.forEach((n, i) => {
+      for (let i = 0; i < node.items.length; i++) {
+        const n = node.items[i] as YNode;
         const ia = at.child(i, n.offset);
         const v = item.decode(n, ia);
-        const u = rules.unique;
-        if (v === BAD || u === undefined) {
-          if (v === BAD) bad = true;
-          else out.push(v);
-          return;
+        if (v === BAD) {
+          bad = true;
+          continue;
         }
-        const [key, text, loc] = [u.key(v), n.kind === 'scalar' ? n.source.trim() : '', u.loc?.(v) ?? ia];
-        const first = seen.get(key);
-        if (first === undefined) {
-          seen.set(key, { loc, text });
+        const key = u?.key(v);
+        const first = key === undefined ? undefined : seen.get(key);
+        if (u === undefined || key === undefined || first === undefined) {
+          if (key !== undefined) seen.set(key, { loc: u?.loc?.(v) ?? ia, node: n });
           out.push(v);
-          return;
+          continue;
         }
+        const [text, firstText] = [textOf(n), textOf(first.node)];
         const line = at.issues.line(first.loc) ?? '?';
-        const same = text === first.text || text === '' ? `is listed twice (also at line ${line})` : `is the same as ${code(first.text)} (line ${line})`;
-        at.issues.add(loc, `${u.label(v, text)} ${same}`, 'remove one of them');
+        const same = text === firstText || text === '' ? `is listed twice (also at line ${line})` : `is the same as ${code(firstText)} (line ${line})`;
+        at.issues.add(u.loc?.(v) ?? ia, `${u.label(v, text)} ${same}`, 'remove one of them');
         bad = true;
-      });
+      }
       return bad ? BAD : out;
     },
     schema: (defs) => ({ type: 'array', items: item.schema(defs), ...(rules.minItems === undefined ? {} : { minItems: min }) }),

@@ -208,7 +208,7 @@ export const identitiesSection = (configFile: string): Decoder<Identities> => na
             "A login the credential check accepts but no user lists: `reject` (default) refuses it like bad credentials, so an alias cannot dodge a user's deny entries; `authenticated` lets it in as an authenticated user with no groups, sending as exactly its login.",
         }),
         passwd_file: optional(readableFile(configFile, 'passwd-file'), { description: 'A Dovecot passwd-file (name:{SCHEME}hash lines) with more credentials; relative to the configuration file.' }),
-        dovecot_auth: optional(parsed(parseAuthSocket, { examples: ['unix:/run/dovecot/auth-client', 'inet:127.0.0.1:12345'] }), {
+        dovecot_auth: optional(parsed(parseAuthSocket, { pattern: '^\\s*(?:inet:\\S+:[0-9]+|unix:/\\S*)\\s*$', examples: ['unix:/run/dovecot/auth-client', 'inet:127.0.0.1:12345'] }), {
           description: "Dovecot's auth socket (unix:/path or inet:HOST:PORT): credentials are checked there when set.",
         }),
       },

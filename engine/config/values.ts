@@ -194,6 +194,7 @@ export const nextHop = (configFile: string): Decoder<NextHop> =>
   named(
     'nextHop',
     parsed((t) => parseNextHop(t, configFile), {
+      pattern: '^\\s*(?:(?:smtp|lmtp)://\\S+|lmtp:/\\S*|maildir:\\S+)\\s*$',
       description: 'Where accepted mail goes: smtp://host:port, lmtp://host:port, lmtp:/path.sock or maildir:/dir (relative to the configuration file).',
       examples: ['smtp://127.0.0.1:10025', 'lmtp:/run/dovecot/lmtp', 'maildir:mail'],
     }),
@@ -204,7 +205,7 @@ export const listener = (what: string): Decoder<AdapterListener> =>
   refine(
     obj(
       {
-        listen: required(parsed(parseListen, { examples: ['inet:8891@127.0.0.1', 'unix:/run/mta-policy/milter.sock'] }), 'add `listen: "inet:8891@127.0.0.1"`', {
+        listen: required(parsed(parseListen, { pattern: '^\\s*(?:inet:[0-9]+@\\S+|unix:/\\S*)\\s*$', examples: ['inet:8891@127.0.0.1', 'unix:/run/mta-policy/milter.sock'] }), 'add `listen: "inet:8891@127.0.0.1"`', {
           description: `Where the ${what} listens: inet:PORT@HOST (an IPv4 or IPv6 address) or unix:/absolute/path.`,
         }),
       },

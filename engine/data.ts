@@ -2,6 +2,7 @@ import { RIGHTS, type Config, type ConnectorConfig, type Reply } from './config/
 import { ADDRESS_BITS } from './ip.js';
 import { PERMISSION_GROUPS, SERVER_GROUPS } from './permissions.js';
 import { REPLY_CATALOGUE, type CatalogueReply } from './replies.js';
+import { asciiLower } from './util.js';
 
 /**
  * Compile a validated Config into the OPA data document the Rego reads (`data.config`).
@@ -136,10 +137,10 @@ function compileIdentities(config: Config): Pick<PolicyData, 'logins' | 'users'>
   const logins: Record<string, string> = {};
   const users: Record<string, CompiledUser> = {};
   for (const u of config.users) {
-    const key = u.name.toLowerCase();
+    const key = asciiLower(u.name);
     const principals = new Set(['authenticated', `user:${key}`]);
     for (const g of u.groups) {
-      const group = g.toLowerCase();
+      const group = asciiLower(g);
       principals.add(`group:${group}`);
       const server = SERVER_GROUPS[group];
       if (server !== undefined) principals.add(server);

@@ -4,7 +4,9 @@
  * - IPv4 is accepted only in four-part decimal form (`192.0.2.1`); octal/hex/short forms that
  *   `inet_aton` would accept are refused, because they are almost always typos.
  * - IPv6 is accepted in any RFC 4291 text form, without a zone id (`%eth0`).
- * - An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) *is* the IPv4 address: it gets family 4.
+ * - An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, RFC 4291 §2.5.5.2) *is* the IPv4 address:
+ *   it gets family 4. The deprecated IPv4-compatible form (`::192.0.2.1`, §2.5.5.1) is not
+ *   mapped: it is the IPv6 address `::c000:201`.
  * - Canonical text: IPv4 dotted decimal, IPv6 RFC 5952 (compressed, lower case).
  * - Values are unsigned bigints: 32-bit for IPv4, 128-bit for IPv6.
  */
@@ -49,10 +51,10 @@ export function isParseFailure<T>(r: T | ParseFailure): r is ParseFailure {
   return typeof r === 'object' && r !== null && 'error' in r;
 }
 
-/** Address width in bits per family. */
+/** Address width in bits per family: the one definition (the engine's selection index uses it too). */
 export const ADDRESS_BITS: Readonly<Record<IpFamily, number>> = { 4: 32, 6: 128 };
-const BITS: Record<IpFamily, bigint> = { 4: 32n, 6: 128n };
-const MAX: Record<IpFamily, bigint> = { 4: (1n << 32n) - 1n, 6: (1n << 128n) - 1n };
+const BITS: Record<IpFamily, bigint> = { 4: BigInt(ADDRESS_BITS[4]), 6: BigInt(ADDRESS_BITS[6]) };
+const MAX: Record<IpFamily, bigint> = { 4: (1n << BITS[4]) - 1n, 6: (1n << BITS[6]) - 1n };
 
 function v4Value(octets: readonly number[]): bigint {
   let v = 0n;
@@ -72,13 +74,19 @@ function parseRaw(text: string): IpValue | null {
   if (ipaddr.IPv4.isValidFourPartDecimal(text)) {
     return { family: 4, value: v4Value(ipaddr.IPv4.parse(text).octets) };
   }
-  if (text.includes('%') || !text.includes(':') || !ipaddr.IPv6.isValid(text)) return null;
+  if (text.includes('%') || !text.includes(':')) return null;
+  let hex = text;
   if (text.includes('.')) {
-    // Embedded IPv4 tail (`::ffff:192.0.2.1`): require the strict dotted form there too.
-    const tail = text.slice(text.lastIndexOf(':') + 1);
+    // Embedded IPv4 tail: require the strict dotted form, and rewrite it as two hex groups
+    // ourselves, because ipaddr.js reads the IPv4-compatible `::a.b.c.d` as `::ffff:a.b.c.d`.
+    const colon = text.lastIndexOf(':');
+    const tail = text.slice(colon + 1);
     if (!ipaddr.IPv4.isValidFourPartDecimal(tail)) return null;
+    const [a = 0, b = 0, c = 0, d = 0] = ipaddr.IPv4.parse(tail).octets;
+    hex = `${text.slice(0, colon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
   }
-  return { family: 6, value: v6Value(ipaddr.IPv6.parse(text).parts) };
+  if (!ipaddr.IPv6.isValid(hex)) return null;
+  return { family: 6, value: v6Value(ipaddr.IPv6.parse(hex).parts) };
 }
 
 /** IPv4-mapped IPv6 (`::ffff:0:0/96`) becomes IPv4; everything else is returned unchanged. */
@@ -207,53 +215,120 @@ export function allAddresses(family: IpFamily): ParsedRange {
   return { family, first: 0n, last: MAX[family] };
 }
 
+/** An IP address with a TCP port, as `parseHostPort` returns it. */
+export interface HostPort extends ParsedIp {
+  /** 1–65535; null only when `portOptional` was given and no port was written. */
+  readonly port: number | null;
+}
+
+const HOST_PORT_FORMS = 'write ip:port, e.g. 192.0.2.10:25 or [2001:db8::1]:25';
+
+interface HostPortText {
+  readonly host: string;
+  readonly port: string | null;
+  readonly bracketed: boolean;
+}
+
+/** Splits `host:port` / `[v6]:port` (and, when `portOptional`, a bare address) without judging the host. */
+function splitHostPort(t: string, portOptional: boolean): HostPortText | ParseFailure {
+  if (t.startsWith('[')) {
+    const close = t.indexOf(']');
+    if (close < 0) return { error: `\`${t}\` has no closing \`]\``, fix: HOST_PORT_FORMS };
+    const rest = t.slice(close + 1);
+    if (rest === '' && portOptional) return { host: t.slice(1, close), port: null, bracketed: true };
+    if (!rest.startsWith(':')) return { error: `\`${t}\` has no port`, fix: `add a port, e.g. ${t}:25` };
+    return { host: t.slice(1, close), port: rest.slice(1), bracketed: true };
+  }
+  // A bare address (IPv6 included, whose colons are not a port separator).
+  if (portOptional && parseRaw(t) !== null) return { host: t, port: null, bracketed: false };
+  const colon = t.lastIndexOf(':');
+  if (colon < 0) return { error: `\`${t}\` has no port`, fix: `add a port, e.g. ${t}:25` };
+  const host = t.slice(0, colon);
+  const port = t.slice(colon + 1);
+  if (host.includes(':') && parseRaw(host) !== null) return { error: `IPv6 address in \`${t}\` must be in brackets`, fix: `write [${host}]:${port}` };
+  if (host.includes(':')) return { error: `\`${t}\` is not an IP address with a port`, fix: HOST_PORT_FORMS };
+  return { host, port, bracketed: false };
+}
+
+function parsePort(portText: string, t: string): number | ParseFailure {
+  if (!/^[1-9][0-9]{0,4}$/.test(portText) || Number(portText) > 65535) {
+    return { error: `\`${portText}\` in \`${t}\` is not a port`, fix: 'use a port from 1 to 65535' };
+  }
+  return Number(portText);
+}
+
+/**
+ * Parses `a.b.c.d:port` or `[ipv6]:port` (white space around it ignored) into the canonical
+ * address and the port; IPv4-mapped IPv6 becomes IPv4, brackets around IPv4 are refused, and
+ * the port is 1–65535. With `portOptional`, a bare address (`192.0.2.1`, `2001:db8::1`,
+ * `[2001:db8::1]`) is accepted too, with `port: null`. The one `ip:port` parser: config
+ * bindings and the engine's endpoint facts both use it.
+ */
+export function parseHostPort(text: string, options: { readonly portOptional?: boolean } = {}): HostPort | ParseFailure {
+  const t = text.trim();
+  const split = splitHostPort(t, options.portOptional === true);
+  if (isParseFailure(split)) return split;
+  const raw = parseRaw(split.host);
+  if (raw === null) return { error: `\`${split.host}\` in \`${t}\` is not an IP address`, fix: HOST_PORT_FORMS };
+  if (split.bracketed && raw.family === 4) {
+    return { error: `brackets in \`${t}\` are for IPv6 addresses only`, fix: `write ${split.host}${split.port === null ? '' : `:${split.port}`}` };
+  }
+  const port = split.port === null ? null : parsePort(split.port, t);
+  if (isParseFailure(port)) return port;
+  const ip = unmap(raw);
+  return { family: ip.family, value: ip.value, text: formatIp(ip.family, ip.value), port };
+}
+
 const BINDING_FORMS = 'write ip:port, e.g. 0.0.0.0:25 (all IPv4 addresses), [::]:25 (all IPv6 addresses), 192.0.2.10:25 or [2001:db8::1]:25';
 
 /** Parses a local binding `ip:port` or `[ipv6]:port`; `0.0.0.0` and `[::]` are the wildcards. */
 export function parseBinding(text: string): ParsedBinding | ParseFailure {
   const t = text.trim();
-  let host: string;
-  let portText: string;
-  let bracketed = false;
-  if (t.startsWith('[')) {
-    const close = t.indexOf(']');
-    if (close < 0) return { error: `\`${t}\` has no closing \`]\``, fix: BINDING_FORMS };
-    host = t.slice(1, close);
-    const rest = t.slice(close + 1);
-    if (!rest.startsWith(':')) {
-      return { error: `\`${t}\` has no port`, fix: `add a port, e.g. ${t}:25` };
+  const split = splitHostPort(t, false);
+  if (!isParseFailure(split) && (split.host === '*' || split.host === '')) {
+    const port = split.port ?? '25';
+    return { error: `\`${t}\` has no local address`, fix: `write 0.0.0.0:${port} for all IPv4 addresses and [::]:${port} for all IPv6 addresses` };
+  }
+  const hp = parseHostPort(t);
+  if (isParseFailure(hp)) return hp.fix === HOST_PORT_FORMS ? { error: hp.error, fix: BINDING_FORMS } : hp;
+  const port = hp.port ?? 0;
+  if (hp.value === 0n) {
+    return hp.family === 4 ? { ip: null, family: 4, port, text: `0.0.0.0:${port}` } : { ip: null, family: 6, port, text: `[::]:${port}` };
+  }
+  return { ip: hp.text, family: hp.family, port, text: hp.family === 4 ? `${hp.text}:${port}` : `[${hp.text}]:${port}` };
+}
+
+/**
+ * The union of `ranges` as disjoint, non-adjacent ranges per family, sorted by family then
+ * address (touching or overlapping ranges are merged).
+ */
+export function mergeRanges(ranges: readonly ParsedRange[]): ParsedRange[] {
+  const sorted = [...ranges].sort((a, b) => a.family - b.family || (a.first < b.first ? -1 : a.first > b.first ? 1 : 0));
+  const out: { family: IpFamily; first: bigint; last: bigint }[] = [];
+  for (const r of sorted) {
+    const top = out[out.length - 1];
+    if (top !== undefined && top.family === r.family && r.first <= top.last + 1n) {
+      if (r.last > top.last) top.last = r.last;
+    } else {
+      out.push({ family: r.family, first: r.first, last: r.last });
     }
-    portText = rest.slice(1);
-    bracketed = true;
-  } else {
-    const colon = t.lastIndexOf(':');
-    if (colon < 0) {
-      return { error: `\`${t}\` has no port`, fix: `add a port, e.g. ${t}:25` };
+  }
+  return out;
+}
+
+/** How many addresses of `within` the ranges leave uncovered (ranges of other families ignored). */
+export function uncoveredCount(ranges: readonly ParsedRange[], within: readonly ParsedRange[]): bigint {
+  let missing = 0n;
+  const merged = mergeRanges(ranges);
+  for (const w of mergeRanges(within)) {
+    let covered = 0n;
+    for (const r of merged) {
+      if (r.family !== w.family) continue;
+      const lo = r.first > w.first ? r.first : w.first;
+      const hi = r.last < w.last ? r.last : w.last;
+      if (lo <= hi) covered += hi - lo + 1n;
     }
-    host = t.slice(0, colon);
-    portText = t.slice(colon + 1);
-    if (host.includes(':')) {
-      return { error: `IPv6 address in \`${t}\` must be in brackets`, fix: `write [${host}]:${portText}` };
-    }
+    missing += w.last - w.first + 1n - covered;
   }
-  if (host === '*' || host === '') {
-    return { error: `\`${t}\` has no local address`, fix: `write 0.0.0.0:${portText} for all IPv4 addresses and [::]:${portText} for all IPv6 addresses` };
-  }
-  const raw = parseRaw(host);
-  if (raw === null) return { error: `\`${host}\` in \`${t}\` is not an IP address`, fix: BINDING_FORMS };
-  if (bracketed && raw.family === 4) {
-    return { error: `brackets in \`${t}\` are for IPv6 addresses only`, fix: `write ${host}:${portText}` };
-  }
-  if (!/^[1-9][0-9]{0,4}$/.test(portText) || Number(portText) > 65535) {
-    return { error: `\`${portText}\` in \`${t}\` is not a port`, fix: 'use a port from 1 to 65535' };
-  }
-  const port = Number(portText);
-  const ip = unmap(raw);
-  if (ip.value === 0n) {
-    return ip.family === 4
-      ? { ip: null, family: 4, port, text: `0.0.0.0:${port}` }
-      : { ip: null, family: 6, port, text: `[::]:${port}` };
-  }
-  const canon = formatIp(ip.family, ip.value);
-  return { ip: canon, family: ip.family, port, text: ip.family === 4 ? `${canon}:${port}` : `[${canon}]:${port}` };
+  return missing;
 }

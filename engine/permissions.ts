@@ -1,21 +1,23 @@
-import { RIGHTS, type PermissionGroup, type Right, type WellKnownPrincipal } from './config/types.js';
+import { INTERNAL_RIGHT, RIGHT, type PermissionGroup, type Right, type WellKnownPrincipal } from './config/types.js';
 
 /**
  * Exchange's permission groups expanded into allow ACEs per principal
  * (connector-model.md §1.6, Exchange 2016/2019 documentation). A group grants rights to the
  * principals it names; a session only benefits when it holds that principal.
  */
-const SUBMIT = 'ms-Exch-SMTP-Submit';
-const ANY_RECIPIENT = 'ms-Exch-SMTP-Accept-Any-Recipient';
-const ANY_SENDER = 'ms-Exch-SMTP-Accept-Any-Sender';
-const AUTHORITATIVE_SENDER = 'ms-Exch-SMTP-Accept-Authoritative-Domain-Sender';
-const AUTH_FLAG = 'ms-Exch-SMTP-Accept-Authentication-Flag';
-const HEADERS_ROUTING = 'ms-Exch-Accept-Headers-Routing';
-const HEADERS_ORGANIZATION = 'ms-Exch-Accept-Headers-Organization';
-const HEADERS_FOREST = 'ms-Exch-Accept-Headers-Forest';
-const BYPASS_ANTISPAM = 'ms-Exch-Bypass-Anti-Spam';
-const BYPASS_SIZE = 'ms-Exch-Bypass-Message-Size-Limit';
-const EXCH50 = 'ms-Exch-SMTP-Accept-Exch50';
+const {
+  submit: SUBMIT,
+  acceptAnyRecipient: ANY_RECIPIENT,
+  acceptAnySender: ANY_SENDER,
+  acceptAuthoritativeDomainSender: AUTHORITATIVE_SENDER,
+  acceptAuthenticationFlag: AUTH_FLAG,
+  acceptHeadersRouting: HEADERS_ROUTING,
+  acceptHeadersOrganization: HEADERS_ORGANIZATION,
+  acceptHeadersForest: HEADERS_FOREST,
+  bypassAntiSpam: BYPASS_ANTISPAM,
+  bypassMessageSizeLimit: BYPASS_SIZE,
+  acceptExch50: EXCH50,
+} = RIGHT;
 
 /** Rights of server-class principals (Exchange Servers' Externally Secured column, Legacy). */
 const SERVER_CLASS: readonly Right[] = [
@@ -30,11 +32,8 @@ const SERVER_CLASS: readonly Right[] = [
   EXCH50,
 ];
 
-/**
- * Internal Exchange-to-Exchange rights, granted to Exchange Servers only (not Ext-Sec): the
- * tail of RIGHTS from Accept-XAttr on.
- */
-const EXCHANGE_INTERNAL: readonly Right[] = RIGHTS.slice(RIGHTS.indexOf('ms-Exch-SMTP-Accept-XAttr'));
+/** Internal Exchange-to-Exchange rights, granted to Exchange Servers only (not Ext-Sec). */
+const EXCHANGE_INTERNAL: readonly Right[] = Object.values(INTERNAL_RIGHT);
 
 export const PERMISSION_GROUPS: Readonly<
   Record<PermissionGroup, Readonly<Partial<Record<WellKnownPrincipal, readonly Right[]>>>>

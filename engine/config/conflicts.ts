@@ -1,8 +1,11 @@
 /** The connector selection conflict check: overlapping remote ranges on the same binding. */
-import type { Binding, IpRange } from './types.js';
-import type { BuiltConnector } from './connectors.js';
-import type { Context } from './context.js';
-import { code } from './messages.js';
+import type { Binding, ConnectorConfig, IpRange } from './types.js';
+import { code, excerpt, type Issues } from './issues.js';
+
+interface BuiltConnector {
+  readonly index: number;
+  readonly config: ConnectorConfig;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Connector selection conflicts (Exchange refuses these at configuration time)
@@ -45,7 +48,7 @@ class ConflictReporter {
   private count = 0;
   private truncated = false;
 
-  constructor(private readonly ctx: Context) {}
+  constructor(private readonly issues: Issues) {}
 
   private get full(): boolean {
     return this.count >= MAX_CONFLICT_REPORTS;
@@ -63,39 +66,21 @@ class ConflictReporter {
     }
     this.seen.add(key);
     this.count++;
-    const ctx = this.ctx;
-    const cx = x.conn.config;
-    const cy = y.conn.config;
+    const [ctx, cx, cy] = [this.issues, x.conn.config, y.conn.config];
     const how = kind === 'equal' ? 'are equal' : 'partially overlap';
-    const on =
-      x.binding.text === y.binding.text
-        ? `both listen on ${x.binding.text}`
-        : `listen on ${x.binding.text} and ${y.binding.text}`;
+    const on = x.binding.text === y.binding.text ? `both listen on ${x.binding.text}` : `listen on ${x.binding.text} and ${y.binding.text}`;
     const message =
       `connectors ${code(cx.name)} (${ctx.where(cx.source)}) and ${code(cy.name)} (${ctx.where(cy.source)}) ${on}, ` +
-      `and their remote ranges ${x.range.text} (${ctx.where(x.range.source)}) and ${y.range.text} (${ctx.where(y.range.source)}) ${how}: ` +
+      `and their remote ranges ${excerpt(x.range.text)} (${ctx.where(x.range.source)}) and ${excerpt(y.range.text)} (${ctx.where(y.range.source)}) ${how}: ` +
       'a client in the overlap would match both';
-    const path = y.range.source.path;
-    const line = y.range.source.line;
-    ctx.issues.push({
-      file: ctx.file,
-      ...(line === undefined ? {} : { line }),
-      path,
-      message,
-      fix: 'make one range contain the other, split the range, or bind one connector to a specific local IP',
-    });
+    ctx.addAt(y.range.source, message, 'make one range contain the other, split the range, or bind one connector to a specific local IP');
     return !this.full;
   }
 
   finish(): void {
-    if (this.truncated) {
-      this.ctx.issues.push({
-        file: this.ctx.file,
-        path: 'connectors',
-        message: `there are more connector range conflicts than the ${MAX_CONFLICT_REPORTS} listed`,
-        fix: 'fix the conflicts above and check again',
-      });
-    }
+    if (!this.truncated) return;
+    const message = `there are more connector range conflicts than the ${MAX_CONFLICT_REPORTS} listed`;
+    this.issues.addAt({ file: this.issues.file, path: 'connectors' }, message, 'fix the conflicts above and check again');
   }
 }
 
@@ -137,25 +122,9 @@ function sweepCross(items: readonly SweepItem[], rep: ConflictReporter): void {
   }
 }
 
-function mergeSorted(a: readonly SweepItem[], b: readonly SweepItem[]): SweepItem[] {
-  const out: SweepItem[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < a.length || j < b.length) {
-    const x = a[i];
-    const y = b[j];
-    if (y === undefined || (x !== undefined && compareItems(x, y) <= 0)) {
-      if (x !== undefined) out.push(x);
-      i++;
-    } else {
-      out.push(y);
-      j++;
-    }
-  }
-  return out;
-}
-
-export function checkConflicts(ctx: Context, connectors: readonly BuiltConnector[]): void {
+/** Reports connectors whose remote ranges are equal or partially overlap on a shared binding. */
+export function checkConflicts(issues: Issues, configs: readonly ConnectorConfig[]): void {
+  const connectors = configs.map((config, index) => ({ index, config }));
   // (port, family) → local ip or '*' → items.
   const groups = new Map<string, Map<string, SweepItem[]>>();
   for (const conn of connectors) {
@@ -163,29 +132,26 @@ export function checkConflicts(ctx: Context, connectors: readonly BuiltConnector
     for (const binding of conn.config.bindings) {
       const pf = `${binding.port}/${binding.family}`;
       let byIp = groups.get(pf);
-      if (byIp === undefined) {
-        byIp = new Map();
-        groups.set(pf, byIp);
-      }
-      const ipKey = binding.ip ?? '*';
-      let list = byIp.get(ipKey);
-      if (list === undefined) {
-        list = [];
-        byIp.set(ipKey, list);
-      }
+      if (byIp === undefined) groups.set(pf, (byIp = new Map()));
+      let list = byIp.get(binding.ip ?? '*');
+      if (list === undefined) byIp.set(binding.ip ?? '*', (list = []));
       conn.config.remoteIpRanges.forEach((range, rangeIndex) => {
         if (range.family === binding.family) list.push({ conn, rangeIndex, range, binding, side: binding.ip === null ? 1 : 0 });
       });
     }
   }
-  const rep = new ConflictReporter(ctx);
+  const rep = new ConflictReporter(issues);
   for (const byIp of groups.values()) {
+    // Ranges of one connector never conflict with each other: a group with one connector is clean.
+    const owners = new Set<number>();
+    for (const list of byIp.values()) for (const item of list) owners.add(item.conn.index);
+    if (owners.size < 2) continue;
     for (const list of byIp.values()) list.sort(compareItems);
     for (const list of byIp.values()) sweepSame(list, rep);
     const wildcard = byIp.get('*');
     if (wildcard === undefined || wildcard.length === 0) continue;
     for (const [ip, list] of byIp) {
-      if (ip !== '*') sweepCross(mergeSorted(list, wildcard), rep);
+      if (ip !== '*') sweepCross([...list, ...wildcard].sort(compareItems), rep);
     }
   }
   rep.finish();

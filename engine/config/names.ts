@@ -2,7 +2,8 @@
 import { parseDomain } from '../address.js';
 import { isParseFailure } from '../ip.js';
 import type { ParseFailure } from '../ip.js';
-import { code } from './messages.js';
+import { asciiLower } from '../util.js';
+import { code } from './issues.js';
 
 // ---------------------------------------------------------------------------------------------
 // Names: domains, host names, addresses
@@ -41,7 +42,7 @@ export function normaliseDomain(text: string, allowWildcard: boolean): { domain:
 
 const LOCAL_RE = /^[^\s@<>()[\]\\,;:"\p{Cc}]+$/u;
 
-/** `local@domain` → lower-cased `local@a-label`. */
+/** `local@domain` → `local@a-label`, the local part lower-cased in ASCII only (like logins). */
 export function normaliseAddress(text: string): string | ParseFailure {
   const t = text.trim();
   const at = t.lastIndexOf('@');
@@ -54,7 +55,7 @@ export function normaliseAddress(text: string): string | ParseFailure {
   }
   const d = normaliseDomain(domainText, false);
   if (isParseFailure(d)) return { error: `${code(text)}: ${d.error}`, ...(d.fix === undefined ? {} : { fix: d.fix }) };
-  return `${local.toLowerCase()}@${d.domain}`;
+  return `${asciiLower(local)}@${d.domain}`;
 }
 
 export function normaliseHost(text: string): string | ParseFailure {

@@ -1,274 +1,233 @@
-/** Building the server, accepted domains, users and reply overrides from the schema-checked data. */
-import { REPLY_CATALOGUE, isReason } from '../replies.js';
-import type { AcceptedDomain, Dialect, Reply, ServerConfig, UserIdentity } from './types.js';
-import { isParseFailure, parseIp } from '../ip.js';
-import type { Context } from './context.js';
-import { REQUIRED_HINTS, code, isRecord } from './messages.js';
-import type { Path } from './messages.js';
-import { normaliseAddress, normaliseDomain, normaliseHost } from './names.js';
-import type { RawAcceptedDomain, RawReplies, RawServer, RawUser } from './raw.js';
+/** The `server`, `accepted_domains` and `identities` sections. */
+import { asciiLower } from '../util.js';
+import { code } from './issues.js';
+import type { Loc } from './issues.js';
+import { BAD, list, located, named, obj, optional, refine, required, withDefault, type Decoder } from './decode.js';
+import { oneOf, parsed, string } from './scalars.js';
+import { parseAuthSocket, type SocketAddress } from './endpoints.js';
+import { passwordHash, readableFile, tlsFiles } from './secrets.js';
+import type { PrincipalLookups } from './rights.js';
+import { address, domain, headerPrefix, host, ipAddress, nextHop, replies } from './values.js';
+import { ACCEPTED_DOMAIN_TYPES, DIALECTS, type AcceptedDomain, type ServerConfig, type UserIdentity } from './types.js';
 
-const DEFAULT_ORG_PREFIXES = ['X-MS-Exchange-Organization-', 'X-MTA-Policy-'];
-const DEFAULT_FOREST_PREFIXES = ['X-MS-Exchange-Forest-'];
+const listedOnce = <T>(key: (v: T) => string) => ({ unique: { key, label: (v: T) => code(key(v)) } });
 
-/** A shallow copy of `raw` without `fields` (values the schema rejected). */
-export function withoutFields<T extends object>(raw: T, fields: ReadonlySet<string>): T {
-  if (fields.size === 0) return raw;
-  return Object.fromEntries(Object.entries(raw).filter(([k]) => !fields.has(k))) as T;
-}
+/** The `server` section; `configFile` anchors relative paths. */
+export const serverSection = (configFile: string): Decoder<ServerConfig> => named(
+  'server',
+  refine(
+    obj(
+      {
+        fqdn: required(host(), 'add `fqdn: smtp.example.com`', {
+          description: 'Fully qualified host name of this server; the default connector FQDN used in the banner and the EHLO reply.',
+        }),
+        dialect: withDefault(oneOf(DIALECTS), 'exchange', {
+          description: 'Reply wording: `exchange` (Exchange 2016/2019 strings) or `rfc` (RFC 5321/4954/6409 replies, Postfix wording). Connectors may override it.',
+        }),
+        local_addresses: withDefault(list(ipAddress(), listedOnce((ip) => ip.text)), [], {
+          description: "This server's own IP addresses: a recipient `user@[ip]` with one of them is local, not relayed.",
+          examples: [['192.0.2.10', '2001:db8::10']],
+        }),
+        domain_secure_domains: withDefault(list(domain(false), listedOnce((d) => d.domain)), [], {
+          description:
+            'Sender domains whose mail must arrive over mutual TLS from a server with a matching certificate (Exchange: Set-TransportConfig -TLSReceiveDomainSecureList). Used by connectors with domain_secure_enabled.',
+        }),
+        organization_header_prefixes: withDefault(list(headerPrefix()), ['X-MS-Exchange-Organization-', 'X-MTA-Policy-'], {
+          description: 'Header-name prefixes only sessions with ms-Exch-Accept-Headers-Organization may carry; others have them stripped.',
+        }),
+        forest_header_prefixes: withDefault(list(headerPrefix()), ['X-MS-Exchange-Forest-'], {
+          description: 'Header-name prefixes only sessions with ms-Exch-Accept-Headers-Forest may carry; others have them stripped.',
+        }),
+        replies: withDefault(replies(), {}, { description: 'Server-wide reply overrides by reason, for both dialects. Connector overrides take precedence.' }),
+        tls: optional(tlsFiles(configFile), { description: 'Default certificate and key of every connector (for STARTTLS and implicit TLS).' }),
+        next_hop: optional(nextHop(configFile), { description: 'Default next hop of every connector: where accepted mail goes.' }),
+      },
+      { description: 'Server-wide settings (Exchange: the transport server and Set-TransportConfig).' },
+    ),
+    (s) => ({
+      fqdn: s.fqdn,
+      dialect: s.dialect,
+      localAddresses: s.local_addresses.map((ip) => ip.text),
+      domainSecureDomains: s.domain_secure_domains.map((d) => d.domain),
+      organizationHeaderPrefixes: s.organization_header_prefixes,
+      forestHeaderPrefixes: s.forest_header_prefixes,
+      replies: s.replies,
+      ...(s.tls === undefined ? {} : { tls: s.tls }),
+      ...(s.next_hop === undefined ? {} : { nextHop: s.next_hop }),
+    }),
+  ),
+);
 
-// --- replies -------------------------------------------------------------------------------------
-
-export function buildReplies(ctx: Context, path: Path, raw: RawReplies | undefined): Record<string, Reply> {
-  const out: Record<string, Reply> = {};
-  if (raw === undefined) return out;
-  for (const [reason, r] of Object.entries(raw)) {
-    const p = [...path, reason];
-    if (!ctx.isClean(p) || !isReason(reason)) continue;
-    const cls = String(r.code)[0] ?? '';
-    // A success reason keeps a success reply; a refusal stays a refusal; an engine failure is
-    // always temporary, never permanent.
-    const success = reason.startsWith('ok_');
-    const allowed = success ? ['2', '3'] : reason.startsWith('engine_error') ? ['4'] : ['4', '5'];
-    if (!allowed.includes(cls)) {
-      const what = success ? 'a success reply (2xx/3xx)' : reason.startsWith('engine_error') ? 'a temporary failure (4xx)' : 'a refusal (4xx or 5xx)';
-      ctx.add([...p, 'code'], `reason ${code(reason)} needs ${what}, not ${r.code}`, `use the default ${REPLY_CATALOGUE[reason].exchange.code} or another code of that class`);
-      continue;
-    }
-    if (r.disconnect === true && success) {
-      ctx.add([...p, 'disconnect'], 'only a refusal can close the connection', 'remove `disconnect`');
-      continue;
-    }
-    const dflt = REPLY_CATALOGUE[reason].exchange.enhanced;
-    const example = dflt !== '' && dflt[0] === cls ? dflt : `${cls}.7.1`;
-    if (r.enhanced === '') {
-      if (r.code >= 400) {
-        ctx.add([...p, 'enhanced'], `a ${cls}xx reply needs an enhanced status code`, `e.g. ${code(`enhanced: ${example}`)}`);
-        continue;
+const acceptedDomain = named(
+  'acceptedDomain',
+  refine(
+    obj(
+      {
+        domain: required(located(domain(true)), 'add `domain: example.com`', {
+          description: 'Domain name, or `*.domain` for all its subdomains (the wildcard only as the whole first label). Unicode names are converted to A-labels; a trailing dot is ignored.',
+        }),
+        type: withDefault(oneOf(ACCEPTED_DOMAIN_TYPES), 'authoritative', {
+          description:
+            'authoritative: all recipients are in this organisation; internal_relay: some recipients are elsewhere (shared namespace); external_relay: no recipients here, mail is relayed on.',
+        }),
+      },
+      { description: 'An accepted domain (Exchange: New-AcceptedDomain).', noun: 'this accepted domain' },
+    ),
+    (d, at): (AcceptedDomain & { loc: Loc }) | typeof BAD => {
+      const { domain: name, wildcard, text } = d.domain.value;
+      // `com` or `*.com` would accept (and relay to) a whole top-level domain.
+      if (!name.includes('.')) {
+        at.issues.add(d.domain.loc, `accepted domain ${code(`${wildcard ? '*.' : ''}${name}`)} is a whole top-level domain`, 'name your own domain, e.g. northwind.test or *.northwind.test');
+        return BAD;
       }
-    } else if (r.enhanced[0] !== cls) {
-      const fix = cls === '2' || cls === '4' || cls === '5' ? `use class ${cls}, e.g. ${code(example)}` : `use ${code('""')} for a ${cls}xx reply`;
-      ctx.add([...p, 'enhanced'], `enhanced status code ${code(r.enhanced)} has class ${r.enhanced[0] ?? ''} but reply code ${r.code} is class ${cls}`, fix);
-      continue;
-    }
-    out[reason] = {
-      code: r.code,
-      enhanced: r.enhanced,
-      text: r.text,
-      ...(r.disconnect === undefined ? {} : { disconnect: r.disconnect }),
-    };
-  }
-  return out;
-}
+      return { domain: name, wildcard, type: d.type, text, source: at.issues.ref(at), loc: d.domain.loc };
+    },
+  ),
+);
 
-// --- server ------------------------------------------------------------------------------------------
+const domainKey = (d: AcceptedDomain): string => `${d.wildcard ? '*.' : ''}${d.domain}`;
 
-export function buildServer(ctx: Context, value: unknown): ServerConfig {
-  const base: Path = ['server'];
-  const raw: Partial<RawServer> = isRecord(value) ? (value as Partial<RawServer>) : {};
-  let fqdn = 'localhost';
-  if (ctx.isClean([...base, 'fqdn']) && typeof raw.fqdn === 'string') {
-    const h = normaliseHost(raw.fqdn);
-    if (isParseFailure(h)) ctx.add([...base, 'fqdn'], h.error, h.fix);
-    else fqdn = h;
-  }
-  const localAddresses: string[] = [];
-  {
-    const seen = new Map<string, number>();
-    for (const [text, p] of ctx.items([...base, 'local_addresses'], raw.local_addresses)) {
-      const ip = parseIp(text);
-      if (ip === null) {
-        ctx.add(p, `${code(text)} is not an IP address`, 'write an IPv4 or IPv6 address, e.g. 192.0.2.10');
-      } else if (ip.value === 0n) {
-        ctx.add(p, `${code(text)} is the unspecified address, not one of this server's addresses`, 'list the actual addresses');
-      } else if (seen.has(ip.text)) {
-        ctx.add(p, `${code(ip.text)} is listed twice (also at line ${seen.get(ip.text) ?? '?'})`, 'remove one');
-      } else {
-        seen.set(ip.text, ctx.line(p) ?? 0);
-        localAddresses.push(ip.text);
-      }
-    }
-  }
-  const domainSecureDomains: string[] = [];
-  {
-    const seen = new Map<string, number>();
-    for (const [text, p] of ctx.items([...base, 'domain_secure_domains'], raw.domain_secure_domains)) {
-      const d = normaliseDomain(text, false);
-      if (isParseFailure(d)) ctx.add(p, d.error, d.fix);
-      else if (seen.has(d.domain)) ctx.add(p, `${code(d.domain)} is listed twice (also at line ${seen.get(d.domain) ?? '?'})`, 'remove one');
-      else {
-        seen.set(d.domain, ctx.line(p) ?? 0);
-        domainSecureDomains.push(d.domain);
-      }
-    }
-  }
-  const dialect: Dialect = ctx.isClean([...base, 'dialect']) && raw.dialect !== undefined ? raw.dialect : 'exchange';
-  const orgPrefixes =
-    ctx.isClean([...base, 'organization_header_prefixes']) && raw.organization_header_prefixes !== undefined
-      ? raw.organization_header_prefixes
-      : DEFAULT_ORG_PREFIXES;
-  const forestPrefixes =
-    ctx.isClean([...base, 'forest_header_prefixes']) && raw.forest_header_prefixes !== undefined
-      ? raw.forest_header_prefixes
-      : DEFAULT_FOREST_PREFIXES;
-  const replies = buildReplies(ctx, [...base, 'replies'], raw.replies);
-  return {
-    fqdn,
-    dialect,
-    localAddresses,
-    domainSecureDomains,
-    organizationHeaderPrefixes: [...orgPrefixes],
-    forestHeaderPrefixes: [...forestPrefixes],
-    replies,
-  };
-}
+export const ACCEPTED_DOMAINS: Decoder<AcceptedDomain[]> = refine(
+  list(acceptedDomain, { unique: { key: domainKey, label: (d) => `accepted domain ${code(domainKey(d))}`, loc: (d) => d.loc } }),
+  (ds) => ds.map(({ loc: _loc, ...d }) => d),
+);
 
-// --- accepted domains --------------------------------------------------------------------------------
+/** A login name as AUTH sends it, compared with ASCII-only case folding. */
+const login = refine(string({ minLength: 1, emptyFix: 'remove it' }), (l, at) =>
+  // eslint-disable-next-line no-control-regex
+  /[\s\u0000-\u001f\u007f]/u.test(l.trim()) ? at.fail(`login name ${code(l)} contains white space or control characters`, 'remove them') : asciiLower(l.trim()),
+);
 
-export function buildAcceptedDomains(ctx: Context, value: unknown): AcceptedDomain[] {
-  const out: AcceptedDomain[] = [];
-  if (!Array.isArray(value)) return out;
-  const seen = new Map<string, number>();
-  value.forEach((item: unknown, i) => {
-    const p: Path = ['accepted_domains', i];
-    const taint = ctx.taintOf(p);
-    if (taint.self || taint.fields.has('domain')) return;
-    const raw = withoutFields(item as RawAcceptedDomain, taint.fields);
-    const d = normaliseDomain(raw.domain, true);
-    if (isParseFailure(d)) {
-      ctx.add([...p, 'domain'], d.error, d.fix);
-      return;
-    }
-    const key = `${d.wildcard ? '*.' : ''}${d.domain}`;
-    // `com` or `*.com` would accept (and relay to) a whole top-level domain.
-    if (!d.domain.includes('.')) {
-      ctx.add([...p, 'domain'], `accepted domain ${code(key)} is a whole top-level domain`, 'name your own domain, e.g. northwind.test or *.northwind.test');
-      return;
-    }
-    const other = seen.get(key);
-    if (other !== undefined) {
-      ctx.add([...p, 'domain'], `accepted domain ${code(key)} is listed twice (also at line ${other})`, 'remove one of them');
-      return;
-    }
-    seen.set(key, ctx.line([...p, 'domain']) ?? 0);
-    out.push({ domain: d.domain, wildcard: d.wildcard, type: raw.type ?? 'authoritative', text: raw.domain.trim(), source: ctx.ref(p) });
-  });
-  return out;
-}
+const user = named(
+  'user',
+  obj(
+    {
+      name: required(string({ minLength: 1, emptyFix: 'add `name: ...`' }), 'add `name: ...`', {
+        description: 'Unique name (case-insensitive); also an AUTH login name. Principal `user:NAME` refers to it.',
+        examples: ['nancy'],
+      }),
+      addresses: withDefault(list(located(address()), listedOnce((a) => a.value)), [], {
+        description: 'Email addresses of this identity; the first is the primary. Each address belongs to one identity only, and each is also an AUTH login name.',
+      }),
+      groups: withDefault(list(string({ minLength: 1, emptyFix: 'remove it' }), { unique: { key: (g) => asciiLower(g.trim()), label: (g) => `group ${code(g.trim())}` } }), [], {
+        description: 'Groups this identity is in (case-insensitive). Principal `group:NAME` refers to them; members of "Exchange Servers" authenticate as Exchange servers.',
+        examples: [['Ops'], ['Exchange Servers']],
+      }),
+      send_as: withDefault(list(address(), listedOnce((a) => a)), [], {
+        description: 'Addresses this identity may send as, beyond its own (Exchange: Send-As permission).',
+      }),
+      logins: withDefault(list(located(login)), [], {
+        description: 'Extra AUTH login names (case-insensitive), e.g. DOMAIN\\user. The name and the addresses are login names already.',
+      }),
+      password: optional(passwordHash(), { description: 'Password hash for the listener\'s own AUTH check: {ARGON2ID}, {BCRYPT}/{BLF-CRYPT} or {SHA512-CRYPT} followed by the hash.' }),
+    },
+    { description: 'A user or server identity.', noun: 'this user' },
+  ),
+);
 
-// --- users -------------------------------------------------------------------------------------------------
-
-interface LoginClaim {
+interface Claim {
   readonly user: number;
-  readonly path: Path;
+  readonly name: string;
+  readonly loc: Loc;
   readonly kind: 'name' | 'address' | 'login';
 }
 
-export function buildUsers(ctx: Context, value: unknown): { users: UserIdentity[]; identitiesClean: boolean } {
-  let allClean = ctx.isClean(['identities']);
-  const usersValue = isRecord(value) ? value['users'] : undefined;
-  const users: UserIdentity[] = [];
-  if (!Array.isArray(usersValue)) return { users, identitiesClean: allClean };
+/**
+ * The users, with the rules across them: names are unique, an address belongs to one user, and
+ * every login name (user name, address or explicit login) identifies one user only.
+ */
+const users = refine(list(located(user)), (items, at) => {
+  const issues = at.issues;
+  const out: UserIdentity[] = [];
   const names = new Map<string, { line: number; name: string }>();
-  const owners = new Map<string, { user: string; line: number }>();
-  const logins = new Map<string, LoginClaim[]>();
-  const userNames: string[] = [];
-  const claim = (login: string, c: LoginClaim): void => {
-    const list = logins.get(login) ?? [];
-    list.push(c);
-    logins.set(login, list);
+  const claims = new Map<string, Claim>();
+  let ok = true;
+  const fail = (loc: Loc, message: string, fix: string): void => {
+    issues.add(loc, message, fix);
+    ok = false;
   };
-
-  usersValue.forEach((item: unknown, i) => {
-    const p: Path = ['identities', 'users', i];
-    const taint = ctx.taintOf(p);
-    if (taint.any) allClean = false;
-    if (taint.self || taint.fields.has('name')) return;
-    const raw = withoutFields(item as RawUser, taint.fields);
-    const idx = users.length;
-    const name = raw.name.trim();
-    if (name === '') {
-      ctx.add([...p, 'name'], 'a user name must not be blank', REQUIRED_HINTS['name']);
-      allClean = false;
-      return;
+  // The first claim of a login name wins.
+  const claim = (login: string, c: Claim): void => {
+    const first = claims.get(login);
+    if (first === undefined) claims.set(login, c);
+    else if (first.user !== c.user) {
+      fail(c.loc, `login name ${code(login)} already identifies user ${code(first.name)} (line ${issues.line(first.loc) ?? '?'})`, 'each login name (user name, address or explicit login) must identify one user only');
     }
-    const lower = name.toLowerCase();
+  };
+  for (const { value: u, loc } of items) {
+    const name = u.name.trim();
+    const lower = asciiLower(name);
+    const nameAt = u.where.value('name');
     const prev = names.get(lower);
     if (prev !== undefined) {
-      ctx.add([...p, 'name'], `user name ${code(name)} is already used by ${code(prev.name)} at line ${prev.line} (names are case-insensitive)`, 'rename one of them');
-      allClean = false;
-      return;
+      fail(nameAt, `user name ${code(name)} is already used by ${code(prev.name)} at line ${prev.line} (names are case-insensitive)`, 'rename one of them');
+      continue;
     }
-    names.set(lower, { line: ctx.line([...p, 'name']) ?? 0, name });
-    claim(lower, { user: idx, path: [...p, 'name'], kind: 'name' });
-
+    names.set(lower, { line: issues.line(nameAt) ?? 0, name });
+    const idx = out.length;
+    claim(lower, { user: idx, name, loc: nameAt, kind: 'name' });
     const addresses: string[] = [];
-    for (const [text, ap] of ctx.items([...p, 'addresses'], raw.addresses)) {
-      const a = normaliseAddress(text);
-      if (isParseFailure(a)) {
-        ctx.add(ap, a.error, a.fix);
+    for (const a of u.addresses) {
+      const owner = claims.get(a.value);
+      if (owner?.kind === 'address') {
+        fail(a.loc, `${code(a.value)} already belongs to user ${code(owner.name)} (line ${issues.line(owner.loc) ?? '?'})`, 'an address belongs to one identity only; use send_as to let others send as it');
         continue;
       }
-      if (addresses.includes(a)) {
-        ctx.add(ap, `${code(a)} is listed twice for this user`, 'remove one');
-        continue;
-      }
-      const owner = owners.get(a);
-      if (owner !== undefined) {
-        ctx.add(ap, `${code(a)} already belongs to user ${code(owner.user)} (line ${owner.line})`, 'an address belongs to one identity only; use send_as to let others send as it');
-        continue;
-      }
-      owners.set(a, { user: name, line: ctx.line(ap) ?? 0 });
-      addresses.push(a);
-      claim(a, { user: idx, path: ap, kind: 'address' });
+      addresses.push(a.value);
+      claim(a.value, { user: idx, name, loc: a.loc, kind: 'address' });
     }
-
-    const groups: string[] = [];
-    for (const [g, gp] of ctx.items([...p, 'groups'], raw.groups)) {
-      const t = g.trim();
-      if (t === '') ctx.add(gp, 'a group name must not be blank', 'remove it');
-      else if (groups.some((x) => x.toLowerCase() === t.toLowerCase())) ctx.add(gp, `group ${code(t)} is listed twice for this user`, 'remove one');
-      else groups.push(t);
+    const logins = new Set<string>([lower, ...addresses]);
+    for (const l of u.logins) {
+      if (logins.has(l.value)) continue;
+      logins.add(l.value);
+      claim(l.value, { user: idx, name, loc: l.loc, kind: 'login' });
     }
-
-    const sendAs: string[] = [];
-    for (const [text, sp] of ctx.items([...p, 'send_as'], raw.send_as)) {
-      const a = normaliseAddress(text);
-      if (isParseFailure(a)) ctx.add(sp, a.error, a.fix);
-      else if (sendAs.includes(a)) ctx.add(sp, `${code(a)} is listed twice in send_as`, 'remove one');
-      else if (!addresses.includes(a)) sendAs.push(a);
-    }
-
-    const userLogins = new Set<string>([lower, ...addresses]);
-    for (const [l, lp] of ctx.items([...p, 'logins'], raw.logins)) {
-      const t = l.trim().toLowerCase();
-      if (t === '') ctx.add(lp, 'a login name must not be blank', 'remove it');
-      else if (/[\s\p{Cc}]/u.test(t)) ctx.add(lp, `login name ${code(l)} contains white space or control characters`, 'remove them');
-      else if (!userLogins.has(t)) {
-        userLogins.add(t);
-        claim(t, { user: idx, path: lp, kind: 'login' });
-      }
-    }
-
-    userNames.push(name);
-    users.push({ name, addresses, groups, sendAs, logins: [...userLogins], source: ctx.ref(p) });
-  });
-
-  for (const [login, claims] of logins) {
-    const first = claims[0];
-    if (first === undefined) continue;
-    const reported = new Set<number>([first.user]);
-    for (const c of claims.slice(1)) {
-      if (reported.has(c.user)) continue;
-      reported.add(c.user);
-      if (c.kind === 'address' && first.kind === 'address') continue; // reported as an address conflict
-      const firstUser = users[first.user]?.name ?? '?';
-      ctx.add(
-        c.path,
-        `login name ${code(login)} already identifies user ${code(firstUser)} (line ${ctx.line(first.path) ?? '?'})`,
-        'each login name (user name, address or explicit login) must identify one user only',
-      );
-    }
+    const sendAs = u.send_as.filter((a) => !addresses.includes(a));
+    const password = u.password === undefined ? {} : { password: u.password };
+    out.push({ name, addresses, groups: u.groups.map((g) => g.trim()), sendAs, logins: [...logins], ...password, source: issues.ref(loc) });
   }
-  return { users, identitiesClean: allClean };
+  return ok ? out : BAD;
+});
+
+export interface Identities {
+  readonly users: readonly UserIdentity[];
+  readonly unlistedLogins: 'reject' | 'authenticated';
+  readonly passwdFile?: string;
+  readonly dovecotAuth?: SocketAddress;
 }
+
+/** The `identities` section; `configFile` anchors the passwd-file's path. */
+export const identitiesSection = (configFile: string): Decoder<Identities> => named(
+  'identities',
+  refine(
+    obj(
+      {
+        users: withDefault(users, [], { description: 'Users and servers that authenticate with SMTP AUTH.' }),
+        unlisted_logins: withDefault(oneOf(['reject', 'authenticated']), 'reject', {
+          description:
+            "A login the credential check accepts but no user lists: `reject` (default) refuses it like bad credentials, so an alias cannot dodge a user's deny entries; `authenticated` lets it in as an authenticated user with no groups, sending as exactly its login.",
+        }),
+        passwd_file: optional(readableFile(configFile, 'passwd-file'), { description: 'A Dovecot passwd-file (name:{SCHEME}hash lines) with more credentials; relative to the configuration file.' }),
+        dovecot_auth: optional(parsed(parseAuthSocket, { pattern: '^\\s*(?:inet:\\S+:[0-9]+|unix:/\\S*)\\s*$', examples: ['unix:/run/dovecot/auth-client', 'inet:127.0.0.1:12345'] }), {
+          description: "Dovecot's auth socket (unix:/path or inet:HOST:PORT): credentials are checked there when set.",
+        }),
+      },
+      { description: 'Users and servers that can authenticate with SMTP AUTH, their addresses and groups.' },
+    ),
+    (i) => ({
+      users: i.users,
+      unlistedLogins: i.unlisted_logins,
+      ...(i.passwd_file === undefined ? {} : { passwdFile: i.passwd_file }),
+      ...(i.dovecot_auth === undefined ? {} : { dovecotAuth: i.dovecot_auth }),
+    }),
+  ),
+);
+
+/** What principals `user:NAME` and `group:NAME` can name, from the decoded users. */
+export function principalLookups(users: readonly UserIdentity[], reliable: boolean): PrincipalLookups {
+  const userNames = new Map(users.map((u) => [asciiLower(u.name), u.name]));
+  const groupNames = new Map<string, string>();
+  for (const u of users) for (const g of u.groups) if (!groupNames.has(asciiLower(g))) groupNames.set(asciiLower(g), g);
+  return { userNames, groupNames, reliable };
+}
+

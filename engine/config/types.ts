@@ -1,49 +1,65 @@
+import type { ParsedBinding, ParsedRange } from '../ip.js';
+import type { Reply } from '../reply.js';
+import type { NextHop, SocketAddress } from './endpoints.js';
+import type { TlsFiles } from './secrets.js';
+
+export type { NextHop, SocketAddress } from './endpoints.js';
+export type { TlsFiles } from './secrets.js';
+
 /**
  * The validated, normalised configuration. `loadConfig()` produces it from one YAML file;
  * `compileData()` (engine/data.ts) turns it into the OPA data document the Rego reads.
  * Nothing here is mutated after validation.
  */
 
-export type Dialect = 'exchange' | 'rfc';
-export type Usage = 'client' | 'internet' | 'internal' | 'partner' | 'custom';
-export type PermissionGroup =
-  | 'AnonymousUsers'
-  | 'ExchangeUsers'
-  | 'ExchangeServers'
-  | 'ExchangeLegacyServers'
-  | 'Partners';
-export type AuthMechanism = 'None' | 'Tls' | 'BasicAuth' | 'BasicAuthRequireTLS' | 'ExternalAuthoritative';
-export type AcceptedDomainType = 'authoritative' | 'internal_relay' | 'external_relay';
-export type MessageRateSource = 'user' | 'ip_address' | 'all';
+export const DIALECTS = ['exchange', 'rfc'] as const;
+export type Dialect = (typeof DIALECTS)[number];
+export const USAGES = ['client', 'internet', 'internal', 'partner', 'custom'] as const;
+export type Usage = (typeof USAGES)[number];
+export const PERMISSION_GROUP_NAMES = ['AnonymousUsers', 'ExchangeUsers', 'ExchangeServers', 'ExchangeLegacyServers', 'Partners'] as const;
+export type PermissionGroup = (typeof PERMISSION_GROUP_NAMES)[number];
+export const AUTH_MECHANISMS = ['None', 'Tls', 'BasicAuth', 'BasicAuthRequireTLS', 'ExternalAuthoritative'] as const;
+export type AuthMechanism = (typeof AUTH_MECHANISMS)[number];
+export const ACCEPTED_DOMAIN_TYPES = ['authoritative', 'internal_relay', 'external_relay'] as const;
+export type AcceptedDomainType = (typeof ACCEPTED_DOMAIN_TYPES)[number];
+export const MESSAGE_RATE_SOURCES = ['user', 'ip_address', 'all'] as const;
+export type MessageRateSource = (typeof MESSAGE_RATE_SOURCES)[number];
 
 /**
- * Extended rights, spelled as Exchange spells them. Config accepts any letter case and
+ * Extended rights, spelled as Exchange spells them (the one list: the engine's permission
+ * groups and the decision's rights mask derive from it). Config accepts any letter case and
  * normalises to these spellings.
  */
-export const RIGHTS = [
-  'ms-Exch-SMTP-Submit',
-  'ms-Exch-SMTP-Submit-For-MLS',
-  'ms-Exch-SMTP-Accept-Any-Recipient',
-  'ms-Exch-SMTP-Accept-Any-Sender',
-  'ms-Exch-SMTP-Accept-Authoritative-Domain-Sender',
-  'ms-Exch-SMTP-Accept-Authentication-Flag',
-  'ms-Exch-Accept-Headers-Routing',
-  'ms-Exch-Accept-Headers-Organization',
-  'ms-Exch-Accept-Headers-Forest',
-  'ms-Exch-Bypass-Anti-Spam',
-  'ms-Exch-Bypass-Message-Size-Limit',
-  'ms-Exch-SMTP-Accept-Exch50',
-  // Internal Exchange-to-Exchange rights from here to the end (engine/permissions.ts relies on it).
-  'ms-Exch-SMTP-Accept-XAttr',
-  'ms-Exch-SMTP-Accept-XProxyFrom',
-  'ms-Exch-SMTP-Accept-XSessionParams',
-  'ms-Exch-SMTP-Accept-XShadow',
-  'ms-Exch-SMTP-Accept-XSysProbe',
-  'ms-Exch-SMTP-Send-XMessageContext-ADRecipientCache',
-  'ms-Exch-SMTP-Send-XMessageContext-ExtendedProperties',
-  'ms-Exch-SMTP-Send-XMessageContext-FastIndex',
-] as const;
-export type Right = (typeof RIGHTS)[number];
+export const RIGHT = {
+  submit: 'ms-Exch-SMTP-Submit',
+  submitForMls: 'ms-Exch-SMTP-Submit-For-MLS',
+  acceptAnyRecipient: 'ms-Exch-SMTP-Accept-Any-Recipient',
+  acceptAnySender: 'ms-Exch-SMTP-Accept-Any-Sender',
+  acceptAuthoritativeDomainSender: 'ms-Exch-SMTP-Accept-Authoritative-Domain-Sender',
+  acceptAuthenticationFlag: 'ms-Exch-SMTP-Accept-Authentication-Flag',
+  acceptHeadersRouting: 'ms-Exch-Accept-Headers-Routing',
+  acceptHeadersOrganization: 'ms-Exch-Accept-Headers-Organization',
+  acceptHeadersForest: 'ms-Exch-Accept-Headers-Forest',
+  bypassAntiSpam: 'ms-Exch-Bypass-Anti-Spam',
+  bypassMessageSizeLimit: 'ms-Exch-Bypass-Message-Size-Limit',
+  acceptExch50: 'ms-Exch-SMTP-Accept-Exch50',
+} as const;
+
+/** Internal Exchange-to-Exchange rights (granted to Exchange Servers only). */
+export const INTERNAL_RIGHT = {
+  acceptXAttr: 'ms-Exch-SMTP-Accept-XAttr',
+  acceptXProxyFrom: 'ms-Exch-SMTP-Accept-XProxyFrom',
+  acceptXSessionParams: 'ms-Exch-SMTP-Accept-XSessionParams',
+  acceptXShadow: 'ms-Exch-SMTP-Accept-XShadow',
+  acceptXSysProbe: 'ms-Exch-SMTP-Accept-XSysProbe',
+  sendXMessageContextADRecipientCache: 'ms-Exch-SMTP-Send-XMessageContext-ADRecipientCache',
+  sendXMessageContextExtendedProperties: 'ms-Exch-SMTP-Send-XMessageContext-ExtendedProperties',
+  sendXMessageContextFastIndex: 'ms-Exch-SMTP-Send-XMessageContext-FastIndex',
+} as const;
+
+export type Right = (typeof RIGHT)[keyof typeof RIGHT] | (typeof INTERNAL_RIGHT)[keyof typeof INTERNAL_RIGHT];
+/** Every right, in a fixed order (the decision's rights mask uses each one's index). */
+export const RIGHTS: readonly Right[] = [...Object.values(RIGHT), ...Object.values(INTERNAL_RIGHT)];
 
 /**
  * Well-known principals a session can hold. Per-identity principals are `user:<name>` and
@@ -66,34 +82,19 @@ export interface SourceRef {
   readonly path: string;
 }
 
-/** An inclusive address range of one family. CIDRs and single IPs are ranges too. */
-export interface IpRange {
+/** A remote range (CIDRs and single IPs are ranges too), as configured. */
+export interface IpRange extends ParsedRange {
   /** As written in the config (trimmed), e.g. `198.18.7.1-198.18.7.30`. */
   readonly text: string;
-  readonly family: 4 | 6;
-  readonly first: bigint;
-  readonly last: bigint;
   readonly source: SourceRef;
 }
 
-export interface Binding {
-  /** Canonical text: `0.0.0.0:25`, `[::]:587`, `192.0.2.10:25`, `[2001:db8::1]:25`. */
-  readonly text: string;
-  /** Canonical IP (IPv4 dotted, IPv6 RFC 5952 compressed), or null for the wildcard. */
-  readonly ip: string | null;
-  readonly family: 4 | 6;
-  readonly port: number;
+/** A local binding; `text` is canonical (`0.0.0.0:25`, `[::]:587`, `[2001:db8::1]:25`), `ip` null for the wildcard. */
+export interface Binding extends ParsedBinding {
   readonly source: SourceRef;
 }
 
-export interface Reply {
-  readonly code: number;
-  /** Enhanced status code `c.s.d`; empty only for 2xx/3xx replies. */
-  readonly enhanced: string;
-  readonly text: string;
-  /** Close the session after sending this reply. */
-  readonly disconnect?: boolean;
-}
+export type { Reply } from '../reply.js';
 
 export interface Ace {
   /** A well-known principal, `user:<name>` or `group:<name>` (lower-cased names). */
@@ -136,6 +137,14 @@ export interface ConnectorConfig {
   readonly extendedRights: readonly Ace[];
   /** Per-connector reply overrides by reason. */
   readonly replies: Readonly<Record<string, Reply>>;
+  /** The connector's certificate, else server.tls; null when neither is set. */
+  readonly tls: TlsFiles | null;
+  /** TLS from the first byte (RFC 8314) instead of STARTTLS; default: every binding is on port 465. */
+  readonly implicitTls: boolean;
+  /** Served by mta-policy's own listener; default: the configuration has no milter or postfix_policy. */
+  readonly listen: boolean;
+  /** Where accepted mail goes: the connector's next_hop, else server.next_hop; null when neither is set. */
+  readonly nextHop: NextHop | null;
   readonly source: SourceRef;
 }
 
@@ -159,6 +168,8 @@ export interface UserIdentity {
   readonly sendAs: readonly string[];
   /** Lower-cased AUTH login names that map to this identity (name and addresses included). */
   readonly logins: readonly string[];
+  /** Password hash with its `{SCHEME}` prefix (scheme upper-cased); absent when not configured. */
+  readonly password?: string;
   readonly source: SourceRef;
 }
 
@@ -175,6 +186,16 @@ export interface ServerConfig {
   readonly forestHeaderPrefixes: readonly string[];
   /** Server-wide reply overrides by reason (both dialects). */
   readonly replies: Readonly<Record<string, Reply>>;
+  /** Default certificate for every connector. */
+  readonly tls?: TlsFiles;
+  /** Default next hop for every connector. */
+  readonly nextHop?: NextHop;
+}
+
+/** A milter or policy-server listener. */
+export interface AdapterListener {
+  readonly listen: SocketAddress;
+  readonly source: SourceRef;
 }
 
 export interface Config {
@@ -185,5 +206,13 @@ export interface Config {
   readonly users: readonly UserIdentity[];
   /** What a login no user lists gets: refused, or an authenticated user with no groups. */
   readonly unlistedLogins: 'reject' | 'authenticated';
+  /** Absolute path of a Dovecot passwd-file (`name:{SCHEME}hash`), readable when loaded. */
+  readonly passwdFile?: string;
+  /** Dovecot's auth socket, for credential checks. */
+  readonly dovecotAuth?: SocketAddress;
   readonly connectors: readonly ConnectorConfig[];
+  /** The milter listener (Postfix/Sendmail), when configured. */
+  readonly milter?: AdapterListener;
+  /** The Postfix policy-delegation listener, when configured. */
+  readonly postfixPolicy?: AdapterListener;
 }

@@ -1,5 +1,5 @@
 /**
- * Writes schema/config.schema.json from engine/config/schema.ts.
+ * Writes schema/config.schema.json, generated from the decoder definitions (engine/config/schema.ts).
  *
  *   npm run build && npm run schema
  *

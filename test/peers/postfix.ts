@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN } from './bins.js';
 import {
-  freePort, makeRunDir, PeerError, removeRunDir, retryPortRace, runCommand, runOk, spawnTracked, tail, waitFor, waitForListeners, type TrackedProcess,
+  freePort, makeRunDir, PeerError, removeRunDir, retryPortRace, runOk, spawnTracked, tail, waitFor, waitForListeners, type TrackedProcess,
 } from './proc.js';
 import { makeSelfSignedCert, type TlsFiles } from './tls.js';
 
@@ -166,8 +166,9 @@ function mainCf(dir: string, opts: PostfixOptions, tls: TlsFiles | undefined): s
 
 function smtpdLine(port: number, overrides: Readonly<Record<string, string>> | undefined): string {
   const o = Object.entries(overrides ?? {}).map(([k, v]) => {
-    if (/\s/.test(v)) throw new PeerError('PEER_CONFIG', `master.cf -o ${k}: put values with spaces in main.cf and refer to them as $name`);
-    return `\n  -o ${k}=${v}`;
+    if (/[{}\n]/.test(v)) throw new PeerError('PEER_CONFIG', `master.cf -o ${k}: braces and newlines cannot be passed; set it in main.cf and use $name`);
+    // Postfix ≥ 3.0 master.cf syntax `-o { name = value }` allows spaces and commas in value.
+    return /[\s,]/.test(v) ? `\n  -o { ${k} = ${v} }` : `\n  -o ${k}=${v}`;
   });
   return `127.0.0.1:${port} inet n - n - - smtpd${o.join('')}`;
 }
@@ -280,7 +281,3 @@ export async function withPostfix<T>(opts: PostfixOptions, fn: (pf: PostfixInsta
     await pf.stop();
   }
 }
-
-/** The `runCommand` result of `postfix -c <dir> check`, for diagnosing a config a test wrote. */
-export const postfixCheck = (pf: PostfixInstance): ReturnType<typeof runCommand> =>
-  runCommand(BIN.postfix, ['-c', pf.configDir, 'check'], { timeoutMs: 20_000 });

@@ -109,9 +109,10 @@ ensure_npm_deps() {
 #                              .tools/passthrough-milter-<hash>/; exports MTA_POLICY_PASSTHROUGH_MILTER
 
 # The Debian packages the peers need: Postfix (with smtp-source/smtp-sink), Dovecot auth + LMTP,
-# swaks, libmilter and a C compiler for the pass-through milter, m4 for sendmail.cf, openssl for
-# test certificates, python3 (smtplib), miltertest (a Lua-scripted milter client).
-PEER_APT_PACKAGES=(postfix dovecot-core dovecot-lmtpd swaks libmilter-dev gcc libc6-dev make m4 openssl python3 miltertest)
+# swaks and libnet-ssleay-perl (only "recommended" by swaks, but its TLS needs it), libmilter and
+# a C compiler for the pass-through milter, m4 for sendmail.cf, openssl for test certificates,
+# python3 (smtplib), miltertest (a Lua-scripted milter client). Installed without recommends.
+PEER_APT_PACKAGES=(postfix dovecot-core dovecot-lmtpd swaks libnet-ssleay-perl libmilter-dev gcc libc6-dev make m4 openssl python3 miltertest)
 
 # invoke-rc.d(8) consults this file before starting any service.
 POLICY_RC_D=/usr/sbin/policy-rc.d

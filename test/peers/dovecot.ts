@@ -9,7 +9,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BIN } from './bins.js';
 import {
-  freePort, makeRunDir, PeerError, removeRunDir, retryPortRace, runOk, spawnTracked, tail, waitFor, waitForListeners, type TrackedProcess,
+  freePort, makeRunDir, PeerError, removeRunDir, retryPortRace, runCommand, runOk, spawnTracked, tail, waitFor, waitForListeners, type TrackedProcess,
 } from './proc.js';
 
 /** One passdb/userdb entry. Give `password` (hashed here with `doveadm pw -s <scheme>`) or a ready `hash`. */
@@ -63,7 +63,9 @@ const MAIL_UID = 65534;
 
 /** Hashes `password` with Dovecot's own tool, so the scheme is exactly what Dovecot verifies. */
 export async function dovecotHash(password: string, scheme = 'SHA512-CRYPT'): Promise<string> {
-  const r = await runOk(BIN.doveadm, ['-O', 'pw', '-s', scheme, '-p', password], { timeoutMs: 20_000 });
+  const r = await runCommand(BIN.doveadm, ['-O', 'pw', '-s', scheme, '-p', password], { timeoutMs: 20_000 });
+  // The error names the scheme, never the password (it is on doveadm's command line only).
+  if (r.code !== 0) throw new PeerError('PEER_COMMAND', `doveadm pw -s ${scheme} failed: ${r.stderr.trim().slice(0, 500)}`);
   return r.stdout.trim();
 }
 
@@ -117,22 +119,15 @@ export const startDovecot = (opts: DovecotOptions): Promise<DovecotInstance> => 
 
 async function startOnce(opts: DovecotOptions): Promise<DovecotInstance> {
   const dir = await makeRunDir('dovecot');
-  for (const d of ['run', 'state']) await mkdir(join(dir, d));
-  await mkdir(join(dir, 'home'));
-  await runOk('chown', [`${MAIL_UID}:${MAIL_UID}`, join(dir, 'home')]);
-  const lines: string[] = [];
-  for (const u of opts.users) {
-    if (/[:\n]/.test(u.name)) throw new PeerError('PEER_CONFIG', `Dovecot user name may not contain ':' or a newline: ${u.name}`);
-    const hash = u.hash ?? (u.password === undefined ? undefined : await dovecotHash(u.password, opts.scheme));
-    if (hash === undefined) throw new PeerError('PEER_CONFIG', `Dovecot user ${u.name} needs a password or a hash`);
-    lines.push(`${u.name}:${hash}::::::${u.extraFields ?? ''}`);
+  let prepared: { configFile: string; authPort: number | undefined; lmtpPort: number | undefined };
+  try {
+    prepared = await prepare(dir, opts);
+  } catch (err) {
+    removeRunDir(dir);
+    throw err;
   }
-  await writeFile(join(dir, 'users'), lines.join('\n') + '\n', { mode: 0o644 });
-  const authPort = opts.authInet === true ? await freePort() : undefined;
+  const { configFile, authPort, lmtpPort } = prepared;
   const lmtp = opts.lmtp ?? true;
-  const lmtpPort = lmtp ? await freePort() : undefined;
-  const configFile = join(dir, 'dovecot.conf');
-  await writeFile(configFile, conf(dir, opts, authPort, lmtpPort));
   const logFile = join(dir, 'dovecot.log');
   const proc = spawnTracked(BIN.dovecot, ['-F', '-c', configFile], { runDir: dir, what: 'dovecot' });
   const authSocket = join(dir, 'auth-client');
@@ -150,6 +145,26 @@ async function startOnce(opts: DovecotOptions): Promise<DovecotInstance> {
     throw err;
   }
   return instance(dir, configFile, logFile, proc, authSocket, authPort, lmtpSocket, lmtpPort);
+}
+
+/** Directories, the passwd-file (hashing passwords), ports and dovecot.conf of a new instance. */
+async function prepare(dir: string, opts: DovecotOptions): Promise<{ configFile: string; authPort: number | undefined; lmtpPort: number | undefined }> {
+  for (const d of ['run', 'state']) await mkdir(join(dir, d));
+  await mkdir(join(dir, 'home'));
+  await runOk('chown', [`${MAIL_UID}:${MAIL_UID}`, join(dir, 'home')]);
+  const lines: string[] = [];
+  for (const u of opts.users) {
+    if (/[:\n]/.test(u.name)) throw new PeerError('PEER_CONFIG', `Dovecot user name may not contain ':' or a newline: ${u.name}`);
+    const hash = u.hash ?? (u.password === undefined ? undefined : await dovecotHash(u.password, opts.scheme));
+    if (hash === undefined) throw new PeerError('PEER_CONFIG', `Dovecot user ${u.name} needs a password or a hash`);
+    lines.push(`${u.name}:${hash}::::::${u.extraFields ?? ''}`);
+  }
+  await writeFile(join(dir, 'users'), lines.join('\n') + '\n', { mode: 0o644 });
+  const authPort = opts.authInet === true ? await freePort() : undefined;
+  const lmtpPort = (opts.lmtp ?? true) ? await freePort() : undefined;
+  const configFile = join(dir, 'dovecot.conf');
+  await writeFile(configFile, conf(dir, opts, authPort, lmtpPort));
+  return { configFile, authPort, lmtpPort };
 }
 
 async function inbox(maildir: string): Promise<string[]> {

@@ -11,7 +11,7 @@ import { startPassthroughMilter } from '../bench/peers/passthrough-milter.js';
 import {
   groupMembers, listenerOf, makeRunDir, OWNER_FILE, procStartTime, reapStale, runCommand, spawnTracked, type OwnerRecord,
 } from './proc.js';
-import { PeerStack, probeDovecotAuth, startDovecot, startPostfix, startSendmail, smtpSink, smtpSource, swaks } from './harness.js';
+import { BIN, PeerStack, probeDovecotAuth, startDovecot, startPostfix, startSendmail, smtpSink, smtpSource, swaks } from './harness.js';
 import { describePeers } from './skip.js';
 
 const peers = new PeerStack();
@@ -25,7 +25,7 @@ function expectGone(p: { pid: number | undefined; dir: string }): void {
   expect(existsSync(p.dir)).toBe(false);
 }
 
-describePeers('peers: Postfix private instance', ['postfix', 'smtp-tools', 'swaks', 'openssl'], () => {
+describePeers('peers: Postfix private instance', ['postfix', 'smtp-tools', 'swaks', 'openssl', 'python3'], () => {
   it('relays a STARTTLS swaks message and smtp-source messages to smtp-sink, then stops cleanly', async () => {
     const sink = peers.add(await smtpSink());
     const pf = peers.add(await startPostfix({ tls: true, delivery: { kind: 'relay', port: sink.port } }));
@@ -46,6 +46,25 @@ describePeers('peers: Postfix private instance', ['postfix', 'smtp-tools', 'swak
     await pf.waitForLog(/status=sent/);
     await pf.stop();
     expectGone(pf);
+  });
+
+  it('takes a message from Python smtplib over STARTTLS', async () => {
+    const sink = peers.add(await smtpSink());
+    const pf = peers.add(await startPostfix({ tls: true, delivery: { kind: 'relay', port: sink.port } }));
+    const script = [
+      'import smtplib, ssl, sys',
+      'ctx = ssl.create_default_context(cafile=sys.argv[2])',
+      "s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]), local_hostname='py.client.test', timeout=15)",
+      "s.starttls(context=ctx); s.ehlo('py.client.test')",
+      "s.sendmail('py@example.net', ['rcpt@example.org'], 'Subject: from python\\r\\n\\r\\nhello\\r\\n'); s.quit()",
+    ].join('\n');
+    // The client verifies the self-signed certificate (it is its own CA; SAN 127.0.0.1).
+    const r = await runCommand(BIN.python3, ['-c', script, String(pf.port), pf.tls?.cert ?? ''], { timeoutMs: 20_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const [m] = await sink.waitForMessages(1);
+    expect(m?.mailArgs).toMatch(/^<py@example\.net>/);
+    expect(m?.message).toMatch(/^Subject: from python$/m);
+    expect(m?.message).toMatch(/from py\.client\.test .*\n.*with ESMTPS id/);
   });
 
   it('delivers into a Maildir with the virtual transport', async () => {

@@ -17,7 +17,7 @@ import { makeSelfSignedCert, type TlsFiles } from './tls.js';
 /** Where Postfix hands accepted mail. */
 export type PostfixDelivery =
   | { readonly kind: 'discard' }
-  /** `smtp:[host]:port` for every recipient, e.g. to an {@link smtpSink} or the next hop under test. */
+  /** `smtp:[host]:port` for every recipient, e.g. to an smtp-sink (tools.ts) or the next hop under test. */
   | { readonly kind: 'relay'; readonly port: number; readonly host?: string }
   /** virtual(8) into one Maildir, `<dir>/mail/all/`, for every recipient (read with {@link PostfixInstance.mail}). */
   | { readonly kind: 'maildir' };
@@ -26,7 +26,7 @@ export type PostfixDelivery =
 export interface PostfixOptions {
   /** main.cf parameters, written after (and so overriding) the harness defaults listed in README. */
   readonly main?: Readonly<Record<string, string>>;
-  /** `-o name=value` overrides for the main smtpd listener (`ports.smtp`). */
+  /** `-o` overrides for the main smtpd listener (`ports.smtp`); values may hold spaces and commas. */
   readonly smtpd?: Readonly<Record<string, string>>;
   /**
    * More smtpd listeners, each on its own free port (`ports[name]`), e.g.
@@ -61,8 +61,10 @@ export interface PostfixInstance {
   /** The master daemon's pid (leader of the instance's process group). */
   readonly pid: number;
   readMaillog(): string;
-  /** Waits for a maillog line matching `pattern`; returns it. */
-  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** The maillog's current length: pass it to {@link waitForLog} to match only lines written later. */
+  logOffset(): number;
+  /** Waits for a maillog line matching `pattern` (after character `fromOffset`, default 0); returns it. */
+  waitForLog(pattern: RegExp, timeoutMs?: number, fromOffset?: number): Promise<string>;
   /**
    * Messages delivered so far (delivery `maildir`), oldest first; with `recipient`, only those
    * whose `Delivered-To:` (added by virtual(8)) is that address.
@@ -201,6 +203,32 @@ async function startOnce(opts: PostfixOptions): Promise<PostfixInstance> {
   const dir = await makeRunDir('postfix');
   const configDir = join(dir, 'etc');
   const maillog = join(dir, 'maillog');
+  const env = { ...process.env, MAIL_CONFIG: configDir };
+  let ports: Record<string, number>;
+  let tls: TlsFiles | undefined;
+  try {
+    ({ ports, tls } = await prepare(dir, configDir, opts));
+    // What `postfix start` would do first, minus the daemonizing: create the queue directories.
+    await runOk(BIN.postInstall, [`config_directory=${configDir}`, 'meta_directory=/etc/postfix', 'create-missing'], { env, timeoutMs: 30_000 });
+  } catch (err) {
+    removeRunDir(dir);
+    throw err;
+  }
+  const proc = spawnTracked(BIN.postfixMaster, ['-c', configDir, '-s'], { runDir: dir, what: 'postfix-master', env });
+  try {
+    await waitForListeners(proc, Object.values(ports), {
+      timeoutMs: opts.startTimeoutMs ?? 20_000, what: 'Postfix master', log: () => tail(maillog, 30),
+    });
+  } catch (err) {
+    await proc.stop('SIGTERM', 2_000);
+    removeRunDir(dir);
+    throw err;
+  }
+  return instance(dir, configDir, maillog, ports, tls, proc, env);
+}
+
+/** Directories, certificate, ports, main.cf and master.cf of a new instance. */
+async function prepare(dir: string, configDir: string, opts: PostfixOptions): Promise<{ ports: Record<string, number>; tls: TlsFiles | undefined }> {
   await mkdir(configDir);
   await mkdir(join(dir, 'spool'));
   await mkdir(join(dir, 'data'));
@@ -217,20 +245,7 @@ async function startOnce(opts: PostfixOptions): Promise<PostfixInstance> {
   await writeFile(join(configDir, 'main.cf'), mainCf(dir, opts, tls));
   await writeFile(join(configDir, 'master.cf'), `${master.join('\n')}\n${INTERNAL_SERVICES}${(opts.masterLines ?? []).join('\n')}\n`);
   await backdate(configDir);
-  const env = { ...process.env, MAIL_CONFIG: configDir };
-  // What `postfix start` would do first, minus the daemonizing: create the queue directories.
-  await runOk(BIN.postInstall, [`config_directory=${configDir}`, 'meta_directory=/etc/postfix', 'create-missing'], { env, timeoutMs: 30_000 });
-  const proc = spawnTracked(BIN.postfixMaster, ['-c', configDir, '-s'], { runDir: dir, what: 'postfix-master', env });
-  try {
-    await waitForListeners(proc, Object.values(ports), {
-      timeoutMs: opts.startTimeoutMs ?? 20_000, what: 'Postfix master', log: () => tail(maillog, 30),
-    });
-  } catch (err) {
-    await proc.stop('SIGTERM', 2_000);
-    removeRunDir(dir);
-    throw err;
-  }
-  return instance(dir, configDir, maillog, ports, tls, proc, env);
+  return { ports, tls };
 }
 
 function instance(
@@ -243,8 +258,9 @@ function instance(
   return {
     dir, configDir, maillog, tls, ports, host: '127.0.0.1', port: ports['smtp'] ?? 0, pid: proc.pid,
     readMaillog,
-    waitForLog: (pattern, timeoutMs = 10_000) =>
-      waitFor(() => readMaillog().split('\n').find((l) => pattern.test(l)), {
+    logOffset: () => readMaillog().length,
+    waitForLog: (pattern, timeoutMs = 10_000, fromOffset = 0) =>
+      waitFor(() => readMaillog().slice(fromOffset).split('\n').find((l) => pattern.test(l)), {
         timeoutMs, what: `maillog line ${pattern}`, detail: () => tail(maillog, 30),
       }),
     mail: (rcpt) => maildirMessages(mailRoot, rcpt),

@@ -39,16 +39,6 @@ export function procStartTime(pid: number): string | null {
   }
 }
 
-/** True when the process exists and is not a zombie. */
-export function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 /** Live (non-zombie) members of process group `pgid`. */
 export function groupMembers(pgid: number): number[] {
   const out: number[] = [];
@@ -123,11 +113,11 @@ export function spawnTracked(cmd: string, args: readonly string[], opts: SpawnTr
   };
   const child = spawn(cmd, [...args], spawnOpts);
   closeSync(log);
+  child.once('error', () => undefined); // ENOENT & co: reported below through the missing pid
   if (child.pid === undefined) throw new PeerError('PEER_SPAWN', `cannot start ${cmd}`);
   const pid = child.pid;
   let done = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('error', () => undefined);
     child.once('exit', (code, signal) => {
       done = true;
       resolve({ code, signal });
@@ -362,8 +352,8 @@ export function runCommand(
     if (child.pid !== undefined) track(child.pid);
     let stdout = '';
     let stderr = '';
-    child.stdout?.on('data', (b: Buffer) => { if (stdout.length < max) stdout += b.toString('utf8'); });
-    child.stderr?.on('data', (b: Buffer) => { if (stderr.length < max) stderr += b.toString('utf8'); });
+    child.stdout?.setEncoding('utf8').on('data', (s: string) => { if (stdout.length < max) stdout += s; });
+    child.stderr?.setEncoding('utf8').on('data', (s: string) => { if (stderr.length < max) stderr += s; });
     const timer = setTimeout(() => { if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL'); }, opts.timeoutMs ?? 30_000);
     child.once('error', (err) => {
       clearTimeout(timer);

@@ -140,6 +140,32 @@ export async function startSendmail(opts: SendmailOptions = {}): Promise<Sendmai
 
 async function startOnce(root: string, opts: SendmailOptions): Promise<SendmailInstance> {
   const dir = await makeRunDir('sendmail');
+  let prepared: { cf: string; script: string; port: number };
+  try {
+    prepared = await prepare(root, dir, opts);
+  } catch (err) {
+    removeRunDir(dir);
+    throw err;
+  }
+  const { cf, script, port } = prepared;
+  const mode = opts.relay === undefined ? '-odq' : '-odb';
+  let proc: TrackedProcess | undefined;
+  if (opts.daemon !== false) {
+    const debug = opts.debug === undefined ? [] : [`-d${opts.debug}`];
+    proc = spawnTracked(BIN.unshare, ['-mu', 'sh', script, mode, '-bD', ...debug], { runDir: dir, what: 'sendmail' });
+    try {
+      await waitForListeners(proc, [port], { timeoutMs: 20_000, what: 'Sendmail daemon', log: () => tail(join(dir, 'sendmail.out')) });
+    } catch (err) {
+      await proc.stop('SIGTERM', 2_000);
+      removeRunDir(dir);
+      throw err;
+    }
+  }
+  return instance(dir, cf, script, port, mode, proc);
+}
+
+/** Queue directories, private hosts/resolv.conf, the .mc and the .cf built from it, the namespace script. */
+async function prepare(root: string, dir: string, opts: SendmailOptions): Promise<{ cf: string; script: string; port: number }> {
   const hostname = opts.hostname ?? 'mx.sendmail.test';
   await mkdir(join(dir, 'queue'), { mode: 0o700 });
   await mkdir(join(dir, 'msp-queue'), { mode: 0o700 });
@@ -155,27 +181,15 @@ async function startOnce(root: string, opts: SendmailOptions): Promise<SendmailI
   const script = join(dir, 'run-sendmail.sh');
   // Runs as `unshare -mu sh run-sendmail.sh ARGS`: the bind mounts and hostname exist only inside
   // the new namespaces (util-linux makes the mounts private), and `exec` keeps the pid.
+  const sh = (v: string): string => `'${v.replace(/'/g, `'\\''`)}'`;
   await writeFile(script, [
     'set -e',
-    `${BIN.mount} --bind ${dir}/hosts /etc/hosts`,
-    `${BIN.mount} --bind ${dir}/resolv.conf /etc/resolv.conf`,
-    `hostname ${hostname}`,
-    `exec ${sendmailBinary(root)} -C ${cf} "$@"`,
+    `${BIN.mount} --bind ${sh(join(dir, 'hosts'))} /etc/hosts`,
+    `${BIN.mount} --bind ${sh(join(dir, 'resolv.conf'))} /etc/resolv.conf`,
+    `hostname ${sh(hostname)}`,
+    `exec ${sh(sendmailBinary(root))} -C ${sh(cf)} "$@"`,
   ].join('\n') + '\n');
-  const mode = opts.relay === undefined ? '-odq' : '-odb';
-  let proc: TrackedProcess | undefined;
-  if (opts.daemon !== false) {
-    const debug = opts.debug === undefined ? [] : [`-d${opts.debug}`];
-    proc = spawnTracked(BIN.unshare, ['-mu', 'sh', script, mode, '-bD', ...debug], { runDir: dir, what: 'sendmail' });
-    try {
-      await waitForListeners(proc, [port], { timeoutMs: 20_000, what: 'Sendmail daemon', log: () => tail(join(dir, 'sendmail.out')) });
-    } catch (err) {
-      await proc.stop('SIGTERM', 2_000);
-      removeRunDir(dir);
-      throw err;
-    }
-  }
-  return instance(dir, cf, script, port, mode, proc);
+  return { cf, script, port };
 }
 
 /** Parses a qf control file (Sendmail's queue format: one letter per record, TAB continues a line). */

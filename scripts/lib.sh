@@ -189,7 +189,7 @@ ensure_sendmail() {
       (cd "$debs" && apt-get -o APT::Sandbox::User=root download -qq "sendmail-bin=$ver" "sendmail-cf=$ver") >&2 ||
         die "apt-get download sendmail-bin=$ver sendmail-cf=$ver failed"
     fi
-    tmp="$dir.tmp.$$"
+    tmp="$TOOLS/.sendmail-unpack.$$"   # hidden: never matched as a sendmail-<version> tree
     rm -rf "$tmp"
     mkdir -p "$tmp"
     for d in "$debs"/sendmail-bin_"${ver#*:}"_*.deb "$debs"/sendmail-cf_"${ver#*:}"_*.deb; do

@@ -97,3 +97,141 @@ ensure_npm_deps() {
     (cd "$ROOT" && npm ci --no-audit --no-fund) >&2 || die "npm ci failed"
   fi
 }
+
+# ---------------------------------------------------------------------------------------------
+# Mail peers for the integration tests and benchmarks (scripts/peers/README.md):
+#   ensure_peers               everything below, then prints the versions
+#   ensure_apt_packages P...   installs the Debian packages not yet installed (root), never
+#                              starting a service
+#   ensure_sendmail            Sendmail unpacked from the Debian .debs into .tools/sendmail-<ver>/
+#                              (Postfix stays the MTA); exports MTA_POLICY_SENDMAIL_ROOT
+#   ensure_passthrough_milter  builds test/bench/peers/passthrough-milter.c with libmilter into
+#                              .tools/passthrough-milter-<hash>/; exports MTA_POLICY_PASSTHROUGH_MILTER
+
+# The Debian packages the peers need: Postfix (with smtp-source/smtp-sink), Dovecot auth + LMTP,
+# swaks and libnet-ssleay-perl (only "recommended" by swaks, but its TLS needs it), libmilter and
+# a C compiler for the pass-through milter, m4 for sendmail.cf, openssl for test certificates,
+# python3 (smtplib), miltertest (a Lua-scripted milter client). Installed without recommends.
+PEER_APT_PACKAGES=(postfix dovecot-core dovecot-lmtpd swaks libnet-ssleay-perl libmilter-dev gcc libc6-dev make m4 openssl python3 miltertest)
+
+# invoke-rc.d(8) consults this file before starting any service.
+POLICY_RC_D=/usr/sbin/policy-rc.d
+
+pkg_installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
+
+# apt-get with a wait for the dpkg lock instead of failing when another apt runs.
+apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@" </dev/null; }
+
+APT_UPDATED=
+apt_update_once() {
+  [ -n "$APT_UPDATED" ] && return
+  log "apt-get update"
+  apt_get update -qq >&2 || die "apt-get update failed"
+  APT_UPDATED=1
+}
+
+ensure_apt_packages() {
+  local missing=() p
+  for p in "$@"; do pkg_installed "$p" || missing+=("$p"); done
+  [ "${#missing[@]}" -eq 0 ] && return
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    die "missing Debian packages: ${missing[*]} (as root: apt-get install ${missing[*]})"
+  fi
+  apt_update_once
+  # Debian's postfix/dovecot maintainer scripts start their daemons through invoke-rc.d /
+  # deb-systemd-invoke, which obey policy-rc.d: exit 101 = "action forbidden". Install one for
+  # the duration unless the machine already has one; postfix gets "No configuration" so no
+  # system main.cf (and no system instance) is created.
+  local own_policy=
+  if [ ! -e "$POLICY_RC_D" ]; then
+    printf '#!/bin/sh\n# mta-policy scripts/lib.sh: no service starts during package installation\nexit 101\n' >"$POLICY_RC_D"
+    chmod 755 "$POLICY_RC_D"
+    own_policy=1
+  fi
+  printf 'postfix postfix/main_mailer_type select No configuration\npostfix postfix/mailname string mx.postfix.test\n' |
+    debconf-set-selections || true
+  log "installing Debian packages: ${missing[*]}"
+  local rc=0
+  apt_get install -y -qq --no-install-recommends "${missing[@]}" >&2 || rc=$?
+  if [ -n "$own_policy" ]; then rm -f "$POLICY_RC_D"; fi
+  [ "$rc" = 0 ] || die "apt-get install ${missing[*]} failed"
+}
+
+# The candidate version of Debian package $1 ("" when apt knows none).
+apt_candidate() { apt-cache policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: //p' | grep -v '^(none)$' || true; }
+
+# Libraries the binary $1 needs that the dynamic linker cannot find (empty when none).
+missing_libs() { ldd "$1" 2>/dev/null | grep 'not found' || true; }
+
+ensure_sendmail() {
+  local ver dir debs tmp d deps
+  ver=$(apt_candidate sendmail-bin)
+  dir=
+  if [ -n "$ver" ]; then
+    dir="$TOOLS/sendmail-${ver//:/_}"
+  else
+    # Offline re-run with empty apt lists: reuse what is unpacked already.
+    dir=$(ls -d "$TOOLS"/sendmail-[0-9]* 2>/dev/null | sort | tail -n 1 || true)
+    if [ -z "$dir" ]; then
+      [ "$(id -u)" = 0 ] || die "apt knows no sendmail-bin package; run apt-get update as root"
+      apt_update_once
+      ver=$(apt_candidate sendmail-bin)
+      [ -n "$ver" ] || die "no sendmail-bin package in the apt sources"
+      dir="$TOOLS/sendmail-${ver//:/_}"
+    fi
+  fi
+  debs="$TOOLS/debs"
+  if [ ! -x "$dir/usr/libexec/sendmail/sendmail" ]; then
+    mkdir -p "$debs"
+    if ! ls "$debs"/sendmail-bin_"${ver#*:}"_*.deb "$debs"/sendmail-cf_"${ver#*:}"_*.deb >/dev/null 2>&1; then
+      log "downloading sendmail-bin and sendmail-cf $ver (unpacked only; Postfix stays the MTA)"
+      # As root apt downloads as _apt, which cannot write into .tools: download as root.
+      (cd "$debs" && apt-get -o APT::Sandbox::User=root download -qq "sendmail-bin=$ver" "sendmail-cf=$ver") >&2 ||
+        die "apt-get download sendmail-bin=$ver sendmail-cf=$ver failed"
+    fi
+    tmp="$TOOLS/.sendmail-unpack.$$"   # hidden: never matched as a sendmail-<version> tree
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    for d in "$debs"/sendmail-bin_"${ver#*:}"_*.deb "$debs"/sendmail-cf_"${ver#*:}"_*.deb; do
+      dpkg-deb -x "$d" "$tmp" || die "dpkg-deb -x $d failed"
+    done
+    rm -rf "$dir"
+    mv "$tmp" "$dir"   # atomic: a half-unpacked tree is never seen at $dir
+  fi
+  # Shared libraries the unpacked binary needs come from the package's own Depends (minus
+  # sendmail-*), installed like any other package.
+  if [ -n "$(missing_libs "$dir/usr/libexec/sendmail/sendmail")" ]; then
+    d=$(ls "$debs"/sendmail-bin_*.deb 2>/dev/null | sort | tail -n 1 || true)
+    [ -n "$d" ] || die "sendmail misses libraries and its .deb is gone; remove $dir and retry"
+    deps=$(dpkg-deb -f "$d" Depends | tr ',' '\n' | sed 's/[ (].*//; s/^ *//' | grep -v -e '^sendmail' -e '^$' || true)
+    # shellcheck disable=SC2086
+    ensure_apt_packages $deps
+    [ -z "$(missing_libs "$dir/usr/libexec/sendmail/sendmail")" ] ||
+      die "sendmail still misses libraries: $(missing_libs "$dir/usr/libexec/sendmail/sendmail")"
+  fi
+  export MTA_POLICY_SENDMAIL_ROOT="$dir"
+  log "using sendmail ${dir##*/sendmail-} at $MTA_POLICY_SENDMAIL_ROOT"
+}
+
+ensure_passthrough_milter() {
+  local src="$ROOT/test/bench/peers/passthrough-milter.c" hash dir
+  [ -f /usr/include/libmilter/mfapi.h ] && command -v gcc >/dev/null ||
+    die "libmilter-dev and gcc are needed to build the pass-through milter (apt-get install libmilter-dev gcc)"
+  hash=$(sha256sum "$src" | cut -c1-12)
+  dir="$TOOLS/passthrough-milter-$hash"
+  if [ ! -x "$dir/passthrough-milter" ]; then
+    log "building the C pass-through milter ($src)"
+    mkdir -p "$dir"
+    gcc -O2 -Wall -Wextra -Werror -o "$dir/passthrough-milter.tmp.$$" "$src" -lmilter -pthread >&2 ||
+      die "gcc failed on $src"
+    mv "$dir/passthrough-milter.tmp.$$" "$dir/passthrough-milter"
+  fi
+  export MTA_POLICY_PASSTHROUGH_MILTER="$dir/passthrough-milter"
+}
+
+ensure_peers() {
+  ensure_apt_packages "${PEER_APT_PACKAGES[@]}"
+  ensure_sendmail
+  ensure_passthrough_milter
+  log "peers: postfix $(postconf -d -h mail_version), dovecot $(dovecot --version | cut -d' ' -f1), swaks $(dpkg-query -W -f='${Version}' swaks)"
+}

@@ -1,0 +1,208 @@
+/**
+ * A private Dovecot: its own base_dir, state_dir, log and passwd-file under a run directory, an
+ * auth-client socket (and optionally an inet auth listener) for SASL, and an LMTP listener
+ * (unix socket and 127.0.0.1 port) delivering into per-user Maildirs. `dovecot -F` runs in the
+ * foreground as a child of this process. Recipe: /work/shared/reference/submission.md §3.1.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BIN } from './bins.js';
+import {
+  freePort, makeRunDir, PeerError, removeRunDir, retryPortRace, runCommand, runOk, spawnTracked, tail, waitFor, waitForListeners, type TrackedProcess,
+} from './proc.js';
+
+/** One passdb/userdb entry. Give `password` (hashed here with `doveadm pw -s <scheme>`) or a ready `hash`. */
+export interface DovecotUser {
+  /** The login, used verbatim (`username_format=%u`), e.g. `alice@example.test`. */
+  readonly name: string;
+  readonly password?: string;
+  /** A `{SCHEME}…` string as `doveadm pw` prints it. */
+  readonly hash?: string;
+  /** passwd-file extra fields, e.g. `nologin=y reason=Disabled`. */
+  readonly extraFields?: string;
+}
+
+/** Options for {@link startDovecot}. */
+export interface DovecotOptions {
+  readonly users: readonly DovecotUser[];
+  /** Scheme for `password` entries. Default `SHA512-CRYPT`. */
+  readonly scheme?: string;
+  /** Default `['plain', 'login']`. */
+  readonly mechanisms?: readonly string[];
+  /** Also serve the auth-client protocol on a 127.0.0.1 port (`authPort`). */
+  readonly authInet?: boolean;
+  /** Run the LMTP service (unix socket + 127.0.0.1 port). Default true. */
+  readonly lmtp?: boolean;
+  /** Appended to dovecot.conf verbatim (e.g. `auth_failure_delay = 0`). */
+  readonly extraConf?: string;
+}
+
+/** A running private Dovecot. */
+export interface DovecotInstance {
+  readonly dir: string;
+  readonly configFile: string;
+  readonly logFile: string;
+  readonly pid: number;
+  /** The auth-client socket (Postfix `smtpd_sasl_path`, or a direct client). */
+  readonly authSocket: string;
+  readonly authPort: number | undefined;
+  readonly lmtpSocket: string | undefined;
+  readonly lmtpPort: number | undefined;
+  /** `user`'s Maildir. */
+  maildir(user: string): string;
+  /** Messages in `user`'s INBOX (Maildir `new/` and `cur/`), oldest first. */
+  messages(user: string): Promise<string[]>;
+  waitForMessages(user: string, count?: number, timeoutMs?: number): Promise<string[]>;
+  readLog(): string;
+  stop(): Promise<void>;
+}
+
+/** Mail is stored as nobody/nogroup (≥ first_valid_uid below; never root). */
+const MAIL_UID = 65534;
+
+/** Hashes `password` with Dovecot's own tool, so the scheme is exactly what Dovecot verifies. */
+export async function dovecotHash(password: string, scheme = 'SHA512-CRYPT'): Promise<string> {
+  const r = await runCommand(BIN.doveadm, ['-O', 'pw', '-s', scheme, '-p', password], { timeoutMs: 20_000 });
+  // The error names the scheme, never the password (it is on doveadm's command line only).
+  if (r.code !== 0) throw new PeerError('PEER_COMMAND', `doveadm pw -s ${scheme} failed: ${r.stderr.trim().slice(0, 500)}`);
+  return r.stdout.trim();
+}
+
+function conf(dir: string, o: DovecotOptions, authPort: number | undefined, lmtpPort: number | undefined): string {
+  const lmtp = o.lmtp ?? true;
+  const authInet = authPort === undefined ? '' : `  inet_listener {\n    address = 127.0.0.1\n    port = ${authPort}\n  }\n`;
+  // Blocks must be multi-line and `listen` non-empty (submission.md §3.1 pitfalls).
+  return `base_dir = ${dir}/run
+state_dir = ${dir}/state
+instance_name = mta-policy-${dir.slice(-6)}
+log_path = ${dir}/dovecot.log
+info_log_path = ${dir}/dovecot.log
+protocols = ${lmtp ? 'lmtp' : ''}
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = ${(o.mechanisms ?? ['plain', 'login']).join(' ')}
+first_valid_uid = ${MAIL_UID}
+postmaster_address = postmaster@dovecot.test
+hostname = lmtp.dovecot.test
+mail_location = maildir:~/Maildir
+passdb {
+  driver = passwd-file
+  args = username_format=%u ${dir}/users
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%u ${dir}/users
+  default_fields = uid=${MAIL_UID} gid=${MAIL_UID} home=${dir}/home/%u
+}
+service auth {
+  unix_listener ${dir}/auth-client {
+    mode = 0666
+  }
+${authInet}}
+${lmtp ? `service lmtp {
+  unix_listener ${dir}/lmtp {
+    mode = 0666
+  }
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = ${lmtpPort ?? 0}
+  }
+}
+` : ''}${o.extraConf ?? ''}
+`;
+}
+
+/** Starts a private Dovecot; retries with fresh ports when one was taken meanwhile. */
+export const startDovecot = (opts: DovecotOptions): Promise<DovecotInstance> => retryPortRace(() => startOnce(opts));
+
+async function startOnce(opts: DovecotOptions): Promise<DovecotInstance> {
+  const dir = await makeRunDir('dovecot');
+  let prepared: { configFile: string; authPort: number | undefined; lmtpPort: number | undefined };
+  try {
+    prepared = await prepare(dir, opts);
+  } catch (err) {
+    removeRunDir(dir);
+    throw err;
+  }
+  const { configFile, authPort, lmtpPort } = prepared;
+  const lmtp = opts.lmtp ?? true;
+  const logFile = join(dir, 'dovecot.log');
+  const proc = spawnTracked(BIN.dovecot, ['-F', '-c', configFile], { runDir: dir, what: 'dovecot' });
+  const authSocket = join(dir, 'auth-client');
+  const lmtpSocket = lmtp ? join(dir, 'lmtp') : undefined;
+  const out = join(dir, 'dovecot.out');
+  try {
+    const ports = [authPort, lmtpPort].filter((p): p is number => p !== undefined);
+    await waitForListeners(proc, ports, { timeoutMs: 20_000, what: 'Dovecot', log: () => `${tail(out)}\n${tail(logFile)}` });
+    await waitFor(() => existsSync(authSocket) && (lmtpSocket === undefined || existsSync(lmtpSocket)), {
+      timeoutMs: 20_000, what: 'Dovecot unix listeners', detail: () => tail(logFile),
+    });
+  } catch (err) {
+    await proc.stop('SIGTERM', 2_000);
+    removeRunDir(dir);
+    throw err;
+  }
+  return instance(dir, configFile, logFile, proc, authSocket, authPort, lmtpSocket, lmtpPort);
+}
+
+/** Directories, the passwd-file (hashing passwords), ports and dovecot.conf of a new instance. */
+async function prepare(dir: string, opts: DovecotOptions): Promise<{ configFile: string; authPort: number | undefined; lmtpPort: number | undefined }> {
+  for (const d of ['run', 'state']) await mkdir(join(dir, d));
+  await mkdir(join(dir, 'home'));
+  await runOk('chown', [`${MAIL_UID}:${MAIL_UID}`, join(dir, 'home')]);
+  const lines: string[] = [];
+  for (const u of opts.users) {
+    if (/[:\n]/.test(u.name)) throw new PeerError('PEER_CONFIG', `Dovecot user name may not contain ':' or a newline: ${u.name}`);
+    const hash = u.hash ?? (u.password === undefined ? undefined : await dovecotHash(u.password, opts.scheme));
+    if (hash === undefined) throw new PeerError('PEER_CONFIG', `Dovecot user ${u.name} needs a password or a hash`);
+    lines.push(`${u.name}:${hash}::::::${u.extraFields ?? ''}`);
+  }
+  await writeFile(join(dir, 'users'), lines.join('\n') + '\n', { mode: 0o644 });
+  const authPort = opts.authInet === true ? await freePort() : undefined;
+  const lmtpPort = (opts.lmtp ?? true) ? await freePort() : undefined;
+  const configFile = join(dir, 'dovecot.conf');
+  await writeFile(configFile, conf(dir, opts, authPort, lmtpPort));
+  return { configFile, authPort, lmtpPort };
+}
+
+async function inbox(maildir: string): Promise<string[]> {
+  const files: string[] = [];
+  for (const sub of ['new', 'cur']) {
+    const d = join(maildir, sub);
+    if (existsSync(d)) for (const n of await readdir(d)) files.push(join(d, n));
+  }
+  // Dovecot names Maildir files `<seconds>.M<microseconds>P<pid>.<host>…`: order by that time.
+  const key = (f: string): number => {
+    const m = /^(\d+)\.M(\d+)P/.exec(f.slice(f.lastIndexOf('/') + 1));
+    return m === null ? 0 : Number(m[1]) * 1e6 + Number(m[2]);
+  };
+  files.sort((a, b) => key(a) - key(b));
+  return Promise.all(files.map((f) => readFile(f, 'utf8')));
+}
+
+function instance(
+  dir: string, configFile: string, logFile: string, proc: TrackedProcess, authSocket: string,
+  authPort: number | undefined, lmtpSocket: string | undefined, lmtpPort: number | undefined,
+): DovecotInstance {
+  const maildir = (user: string): string => join(dir, 'home', user, 'Maildir');
+  let stopped = false;
+  return {
+    dir, configFile, logFile, pid: proc.pid, authSocket, authPort, lmtpSocket, lmtpPort,
+    maildir,
+    messages: (user) => inbox(maildir(user)),
+    waitForMessages: (user, count = 1, timeoutMs = 10_000) =>
+      waitFor(async () => {
+        const m = await inbox(maildir(user));
+        return m.length >= count ? m : null;
+      }, { timeoutMs, what: `${count} message(s) in ${user}'s Maildir`, detail: () => tail(logFile) }),
+    readLog: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await proc.stop('SIGTERM', 10_000);
+      removeRunDir(dir);
+    },
+  };
+}

@@ -57,6 +57,22 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
+/** Pids of `parent`'s children (named `comm`, if given). */
+function listChildren(parent: number | undefined, comm?: string): number[] {
+  if (parent === undefined) return [];
+  let out = '';
+  try {
+    out = execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(parent)], { encoding: 'utf8' });
+  } catch {
+    return []; // ps exits 1 when nothing matches
+  }
+  return out
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[0] !== '' && (comm === undefined || f[1] === comm))
+    .map((f) => Number(f[0]));
+}
+
 export interface DovecotUser {
   readonly name: string;
   /** A `{SCHEME}` hash; default: SHA512-CRYPT of `password`. */
@@ -74,6 +90,10 @@ export interface Dovecot {
   readonly lmtpPort: number;
   /** Maildir of a user (Dovecot's `mail_location`). */
   mailDir(user: string): string;
+  /** The master's pid (Dovecot runs in the foreground, -F). */
+  pid(): number | undefined;
+  /** Pids of the master's children running `comm` (e.g. `auth`). */
+  childPids(comm: string): number[];
   /** Stops the master (and with it every Dovecot child) by pid. */
   stop(): Promise<void>;
   /** Starts it again on the same sockets and ports. */
@@ -83,7 +103,10 @@ export interface Dovecot {
 }
 
 /** A private Dovecot: passwd-file passdb/userdb, auth-client on a unix socket and 127.0.0.1, LMTP on both. */
-export async function startDovecot(users: readonly DovecotUser[], opts: { ssl?: { cert: string; key: string } } = {}): Promise<Dovecot> {
+export async function startDovecot(
+  users: readonly DovecotUser[],
+  opts: { ssl?: { cert: string; key: string }; mechanisms?: string; failureDelay?: string } = {},
+): Promise<Dovecot> {
   const dir = tempDir('dovecot');
   const [authPort, lmtpPort] = [await freePort(), await freePort()];
   const svcUser = isRoot ? 'dovecot' : userInfo().username;
@@ -109,7 +132,9 @@ default_internal_user = ${svcUser}
 default_internal_group = ${svcUser}
 default_login_user = ${loginUser}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = ${opts.mechanisms ?? 'plain login'}
+# Dovecot delays every failure by 2 s by default; the tests ask for it where they need it.
+auth_failure_delay = ${opts.failureDelay ?? '0'}
 first_valid_uid = 1
 mail_location = maildir:${dir}/mail/%u
 passdb {
@@ -154,6 +179,8 @@ service anvil {
     lmtpSocket: join(dir, 'lmtp'),
     lmtpPort,
     mailDir: (user) => join(dir, 'mail', user),
+    pid: () => child?.pid,
+    childPids: (comm) => listChildren(child?.pid, comm),
     async start() {
       const c = spawn('dovecot', ['-F', '-c', join(dir, 'dovecot.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
@@ -169,8 +196,23 @@ service anvil {
       });
     },
     async stop() {
+      // The master exits without waiting for its children, and an auth process keeps serving the
+      // clients still connected to it. So "stopped" means: master gone, then every child killed.
+      const children = child === undefined ? [] : listChildren(child.pid);
       if (child !== undefined) await stopChild(child);
       child = undefined;
+      const alive = (pid: number): boolean => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      await until('Dovecot children to exit', () => !children.some(alive), 1000).catch(async () => {
+        for (const pid of children.filter(alive)) process.kill(pid, 'SIGKILL');
+        await until('Dovecot children to die', () => !children.some(alive), 5000);
+      });
     },
     async dispose() {
       await d.stop();

@@ -242,7 +242,8 @@ export class NextHopClient {
     const lmtp = this.o.hop.kind !== 'smtp';
     const all = (reply: UpstreamReply): DataOutcome => ({ reply, perRecipient: recipients.map((recipient) => ({ recipient, reply })) });
     const w = this.wire;
-    if (!this.inTransaction || w === undefined || recipients.length === 0) return all(localReply('connectionLost', 'DATA: no transaction with accepted recipients'));
+    if (!this.inTransaction || w === undefined) return all(localReply('connectionLost', 'DATA: the next hop transaction is gone'));
+    if (recipients.length === 0) return all(localReply('internal', 'DATA: no recipient was accepted by the next hop'));
     this.inTransaction = false;
     this.accepted = [];
     try {

@@ -92,7 +92,8 @@ describe('deliverToMaildir', () => {
       const src = new PassThrough();
       const p = deliverToMaildir(d, src, { maxBytes: 1e6 });
       src.write('Subject: partial\r\n\r\nhalf a mess');
-      await new Promise((r) => setTimeout(r, 20));
+      // The temp file exists once the first chunk is being written (bounded wait: the VM may be busy).
+      for (let i = 0; i < 500 && ls(d, 'tmp').length === 0; i++) await new Promise((r) => setTimeout(r, 10));
       expect(ls(d, 'tmp')).toHaveLength(1);
       kill(src);
       await expect(p).rejects.toMatchObject({ code: 'MAILDIR_SOURCE_FAILED', reply: { code: 451, enhanced: '4.3.0' } });

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -93,7 +93,8 @@ describe('deliverToMaildir', () => {
       const p = deliverToMaildir(d, src, { maxBytes: 1e6 });
       src.write('Subject: partial\r\n\r\nhalf a mess');
       // The temp file exists once the first chunk is being written (bounded wait: the VM may be busy).
-      for (let i = 0; i < 500 && ls(d, 'tmp').length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      const tmpCount = (): number => (existsSync(join(d, 'tmp')) ? ls(d, 'tmp').length : 0);
+      for (let i = 0; i < 500 && tmpCount() === 0; i++) await new Promise((r) => setTimeout(r, 10));
       expect(ls(d, 'tmp')).toHaveLength(1);
       kill(src);
       await expect(p).rejects.toMatchObject({ code: 'MAILDIR_SOURCE_FAILED', reply: { code: 451, enhanced: '4.3.0' } });

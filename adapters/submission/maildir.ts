@@ -75,7 +75,7 @@ export interface MaildirDelivery {
   readonly bytes: number;
 }
 
-/** Anything that yields the message: a Readable (read without being destroyed on failure), or chunks. */
+/** Anything that yields the message (the listener's DATA stream, or chunks); shared with next-hop-client.ts. */
 export type MessageSource = Readable | AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>;
 
 let deliveries = 0;
@@ -168,7 +168,7 @@ export async function deliverToMaildir(dir: string, source: MessageSource, opts:
     const toLf = opts.lineEndings === 'crlf' ? undefined : crlfToLf();
     let received = 0;
     try {
-      for await (const chunk of iterate(source)) {
+      for await (const chunk of iterateMessage(source)) {
         const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
         received += buf.length;
         if (received > opts.maxBytes) throw new MaildirError('MAILDIR_TOO_LARGE', `message exceeds ${opts.maxBytes} bytes`);
@@ -209,8 +209,11 @@ export async function deliverToMaildir(dir: string, source: MessageSource, opts:
   }
 }
 
-function iterate(source: MessageSource): AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string> {
-  // A Readable's default iterator destroys the stream when the loop exits early; this one leaves it to the caller.
+/**
+ * Iterates a message source. A Readable's default iterator destroys the stream when a loop exits
+ * early; this one leaves it to the caller (smtp-server drains an unread DATA stream itself).
+ */
+export function iterateMessage(source: MessageSource): AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string> {
   if (typeof (source as Readable).iterator === 'function') return (source as Readable).iterator({ destroyOnReturn: false });
   return source as AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>;
 }

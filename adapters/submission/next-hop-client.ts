@@ -13,9 +13,9 @@
  */
 import { once } from 'node:events';
 import net from 'node:net';
-import type { Readable } from 'node:stream';
 import tls from 'node:tls';
 import DataStream from 'nodemailer/lib/smtp-connection/data-stream.js';
+import { iterateMessage, type MessageSource } from './maildir.js';
 import { localReply, parseReply, type ProxyNextHop, type UpstreamReply } from './next-hop.js';
 
 export interface NextHopTlsOptions {
@@ -73,8 +73,6 @@ export interface DataOutcome {
   readonly perRecipient: ReadonlyArray<{ readonly recipient: string; readonly reply: UpstreamReply }>;
 }
 
-/** Anything that yields the (dot-unstuffed, CRLF) message: a Readable, or chunks. */
-export type MessageSource = Readable | AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>;
 
 const MAX_REPLY_LINE = 2048; // RFC 5321 §4.5.3.1.5 says 512; leave room for chatty servers
 const MAX_REPLY_LINES = 100;
@@ -257,7 +255,7 @@ export class NextHopClient {
       }
       const ds = new DataStream();
       const feeding = (async () => {
-        for await (const chunk of iterate(source)) if (!ds.write(chunk)) await once(ds, 'drain');
+        for await (const chunk of iterateMessage(source)) if (!ds.write(chunk)) await once(ds, 'drain');
         ds.end();
       })();
       feeding.catch((e: unknown) => ds.destroy(e instanceof Error ? e : new Error(String(e))));
@@ -438,10 +436,4 @@ export class NextHopClient {
       if (kw !== '') this.ext.set(kw.toUpperCase(), rest.join(' '));
     }
   }
-}
-
-function iterate(source: MessageSource): AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string> {
-  // Leave a Readable undestroyed when we stop early: the listener (smtp-server) drains it.
-  if (typeof (source as Readable).iterator === 'function') return (source as Readable).iterator({ destroyOnReturn: false });
-  return source as AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>;
 }

@@ -30,7 +30,8 @@ export function compileData(config: Config): { config: PolicyData } {
       ),
       selection: compileSelection(config.connectors.filter((c) => c.enabled)),
       replies: compileReplies(config.server.replies),
-      right_bits: RIGHT_BITS,
+      right_order: RIGHTS,
+      right_index: RIGHT_INDEX,
       right_names: RIGHT_NAMES,
     },
   };
@@ -51,13 +52,14 @@ export interface PolicyData {
   unlisted_logins: 'reject' | 'authenticated';
   connectors: Record<string, CompiledConnector>;
   selection: Record<'4' | '6', Record<string, SelectionBinding>>;
-  replies: Record<'exchange' | 'rfc', Record<string, CatalogueReply>>;
-  right_bits: Readonly<Record<string, number>>;
+  replies: Record<'exchange' | 'rfc', Record<string, CompiledReply>>;
+  right_order: readonly string[];
+  right_index: Readonly<Record<string, number>>;
   right_names: Readonly<Record<string, string>>;
 }
 
-/** Each right's bit in the decision's `rights` mask (RIGHTS order). */
-export const RIGHT_BITS: Readonly<Record<string, number>> = Object.fromEntries(RIGHTS.map((r, i) => [r, 2 ** i]));
+/** Each right's position in the policy's rights string (RIGHTS order). */
+export const RIGHT_INDEX: Readonly<Record<string, number>> = Object.fromEntries(RIGHTS.map((r, i) => [r, i]));
 
 /**
  * Each right by a stable key the Rego refers to (`ms-Exch-SMTP-Submit` → `smtp_submit`):
@@ -67,9 +69,10 @@ export const RIGHT_NAMES: Readonly<Record<string, string>> = Object.fromEntries(
   RIGHTS.map((r) => [r.replace(/^ms-Exch-/, '').toLowerCase().replace(/-/g, '_'), r]),
 );
 
-/** Expand a rights mask to the names, sorted. */
-export function rightsFromBits(mask: number): string[] {
-  return RIGHTS.filter((_, i) => Math.floor(mask / 2 ** i) % 2 === 1).sort();
+/** The names in a rights string ("0"/"1" per right in RIGHTS order), sorted; null when malformed. */
+export function rightsFromString(s: string): string[] | null {
+  if (s.length !== RIGHTS.length || !/^[01]*$/.test(s)) return null;
+  return RIGHTS.filter((_, i) => s[i] === '1').sort();
 }
 
 interface CompiledUser {
@@ -106,7 +109,7 @@ export interface CompiledConnector {
   max_hop_count: number;
   require_ehlo_domain: boolean;
   acl: Record<string, { allow: string[]; deny: string[] }>;
-  replies: Record<string, Reply>;
+  replies: Record<string, CompiledReply>;
 }
 
 interface SelectionEntry {
@@ -207,15 +210,32 @@ function compileConnector(c: ConnectorConfig): CompiledConnector {
     require_ehlo_domain: c.requireEhloDomain,
     acl,
     // A connector banner is its greeting, unless the admin overrode ok_connect explicitly.
-    replies: c.banner === null ? { ...c.replies } : { ok_connect: { code: 220, enhanced: '', text: c.banner }, ...c.replies },
+    replies: Object.fromEntries(
+      Object.entries(c.banner === null ? c.replies : { ok_connect: { code: 220, enhanced: '', text: c.banner }, ...c.replies }).map(([k, r]) => [k, compileReply(r)]),
+    ),
   };
+}
+
+/**
+ * A reply as the policy uses it: the reply itself and the decision kind a failure with it
+ * takes (disconnect when the entry says so, else reject for 5xx and tempfail for 4xx),
+ * worked out here once instead of at every decision.
+ */
+export interface CompiledReply {
+  readonly kind: 'continue' | 'reject' | 'tempfail' | 'disconnect';
+  readonly reply: { readonly code: number; readonly enhanced: string; readonly text: string };
+}
+
+export function compileReply(r: Reply): CompiledReply {
+  const kind = r.disconnect === true ? 'disconnect' : r.code >= 500 ? 'reject' : r.code >= 400 ? 'tempfail' : 'continue';
+  return { kind, reply: { code: r.code, enhanced: r.enhanced, text: r.text } };
 }
 
 function compileReplies(overrides: Readonly<Record<string, Reply>>): PolicyData['replies'] {
   const out: PolicyData['replies'] = { exchange: {}, rfc: {} };
   for (const [reason, entry] of Object.entries(REPLY_CATALOGUE)) {
-    out.exchange[reason] = overrides[reason] ?? entry.exchange;
-    out.rfc[reason] = overrides[reason] ?? entry.rfc;
+    out.exchange[reason] = compileReply(overrides[reason] ?? entry.exchange);
+    out.rfc[reason] = compileReply(overrides[reason] ?? entry.rfc);
   }
   return out;
 }

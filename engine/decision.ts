@@ -1,4 +1,4 @@
-import { rightsFromBits } from './data.js';
+import { rightsFromString } from './data.js';
 import { EngineError } from './errors.js';
 import { flagHeaders, headersToRemove } from './headers.js';
 import { DECISION_KINDS, type Decision, type DecisionKind, type HeaderAction, type MessageFlags, type SmtpReply, type Stage } from './types.js';
@@ -36,8 +36,12 @@ export interface SessionDoc {
   readonly login: string | null;
   readonly identity: string | null;
   readonly principals: readonly string[];
-  readonly rights: number;
-  readonly partner_rights: number | null;
+  /** Rights as the policy passes them: "0"/"1" per right in RIGHTS order. */
+  readonly rights: string;
+  readonly partner_rights: string | null;
+  /** The same, as sorted names (expanded once). */
+  readonly rightNames: readonly string[];
+  readonly partnerRightNames: readonly string[] | null;
   readonly unknown_identity: boolean;
   readonly mta_auth: string | null;
 }
@@ -50,6 +54,10 @@ export interface RenderContext {
   readonly session: SessionDoc | null;
   /** End of headers / end of message: the field names present, for the removals. */
   readonly headerNames?: ReadonlySet<string>;
+  /** Cached mode: the catalogue reply for a reason (connector override, else the dialect's). */
+  readonly catalogue?: (reason: string) => { readonly code: number; readonly enhanced: string; readonly text: string } | undefined;
+  /** Cached mode, RCPT: the recipient as the engine normalised it. */
+  readonly recipient?: { readonly key: string; readonly domain: string };
 }
 
 function malformed(stage: Stage | 'session', what: string): EngineError {
@@ -70,9 +78,10 @@ function bool(where: Stage | 'session', v: unknown, field: string): boolean {
   return v;
 }
 
-function mask(where: Stage | 'session', v: unknown, field: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw malformed(where, `${field} must be a rights bitmask, got ${JSON.stringify(v)}`);
-  return v;
+function rightNames(where: Stage | 'session', v: unknown, field: string): string[] {
+  const names = typeof v === 'string' ? rightsFromString(v) : null;
+  if (names === null) throw malformed(where, `${field} must be a rights string of 0/1, got ${JSON.stringify(v)?.slice(0, 40)}`);
+  return names;
 }
 
 function nullableString(where: Stage | 'session', v: unknown, field: string): string | null {
@@ -106,6 +115,9 @@ export function parseSessionDoc(resultSet: unknown): SessionDoc {
   const r = single('session', resultSet);
   onlyKeys('session', 'the session document', r, SESSION_KEYS);
   const partner = r['partner_rights'];
+  const rights = r['rights'];
+  const rightList = rightNames('session', rights, 'rights');
+  const partnerList = partner === null ? null : rightNames('session', partner, 'partner_rights');
   return {
     connector: nullableString('session', r['connector'], 'connector'),
     selected_by: selectedBy('session', r['selected_by']),
@@ -113,8 +125,10 @@ export function parseSessionDoc(resultSet: unknown): SessionDoc {
     login: nullableString('session', r['login'], 'login'),
     identity: nullableString('session', r['identity'], 'identity'),
     principals: stringArray('session', r['principals'], 'principals'),
-    rights: mask('session', r['rights'], 'rights'),
-    partner_rights: partner === null ? null : mask('session', partner, 'partner_rights'),
+    rights: rights as string,
+    partner_rights: partner as string | null,
+    rightNames: rightList,
+    partnerRightNames: partnerList,
     unknown_identity: bool('session', r['unknown_identity'], 'unknown_identity'),
     mta_auth: nullableString('session', r['mta_auth'], 'mta_auth'),
   };
@@ -180,9 +194,14 @@ function advertise(stage: Stage, a: unknown): Record<string, unknown> {
   };
 }
 
-function recipient(stage: Stage, r: unknown): Record<string, unknown> {
-  if (!isRecord(r)) throw malformed(stage, 'recipient must be an object');
-  onlyKeys(stage, 'recipient', r, RECIPIENT_KEYS);
+function recipient(stage: Stage, raw: unknown, ctx: RenderContext): Record<string, unknown> {
+  if (!isRecord(raw)) throw malformed(stage, 'recipient must be an object');
+  onlyKeys(stage, 'recipient', raw, RECIPIENT_KEYS);
+  let r = raw;
+  if (ctx.session !== null) {
+    if (r['address'] !== undefined || r['domain'] !== undefined || ctx.recipient === undefined) throw malformed(stage, 'recipient address comes from the engine in cached mode');
+    r = { ...r, address: ctx.recipient.key, domain: ctx.recipient.domain };
+  }
   if (typeof r['address'] !== 'string' || typeof r['domain'] !== 'string') throw malformed(stage, 'recipient.address and .domain must be strings');
   if (!DOMAIN_TYPES.has(r['accepted_domain_type'])) throw malformed(stage, 'recipient.accepted_domain_type is not an accepted-domain type or null');
   return { address: r['address'], domain: r['domain'], accepted_domain_type: r['accepted_domain_type'], routed: bool(stage, r['routed'], 'recipient.routed') };
@@ -218,6 +237,18 @@ function checks(stage: Stage, v: unknown): (readonly [number, string])[] {
   return v as [number, string][];
 }
 
+/**
+ * The reply: the result's own (inline mode, or an extension's), else — cached mode — the
+ * catalogue entry for the reason, from the same compiled catalogue the policy reads.
+ */
+function replyOf(stage: Stage, r: Record<string, unknown>, reason: string, ctx: RenderContext): unknown {
+  if (r['reply'] !== undefined) return r['reply'];
+  if (ctx.session === null || ctx.catalogue === undefined) throw malformed(stage, 'reply is missing');
+  const entry = ctx.catalogue(reason);
+  if (entry === undefined) throw malformed(stage, `no catalogue reply for reason ${JSON.stringify(reason.slice(0, 60))}`);
+  return { code: entry.code, enhanced: entry.enhanced, text: entry.text };
+}
+
 /** Principals and rights: from the stage result (inline mode) or the session document. */
 function identityFacts(stage: Stage, r: Record<string, unknown>, session: SessionDoc | null): { connector: string | null; principals: string[]; rights: string[] } {
   if (session === null) {
@@ -225,18 +256,18 @@ function identityFacts(stage: Stage, r: Record<string, unknown>, session: Sessio
     return {
       connector: nullableString(stage, r['connector'], 'connector'),
       principals: stringArray(stage, r['principals'], 'principals'),
-      rights: rightsFromBits(mask(stage, r['rights'], 'rights')),
+      rights: rightNames(stage, r['rights'], 'rights'),
     };
   }
   if (r['connector'] !== undefined || r['principals'] !== undefined || r['rights'] !== undefined) {
     throw malformed(stage, 'a stage result must not restate the session document');
   }
   const partner = r['partner'] === undefined ? false : bool(stage, r['partner'], 'partner');
-  if (partner && session.partner_rights === null) throw malformed(stage, 'partner switch on a session that cannot become a partner');
+  if (partner && session.partnerRightNames === null) throw malformed(stage, 'partner switch on a session that cannot become a partner');
   return {
     connector: session.connector,
     principals: partner ? ['partner'] : [...session.principals],
-    rights: rightsFromBits(partner ? (session.partner_rights ?? 0) : session.rights),
+    rights: [...((partner ? session.partnerRightNames : session.rightNames) ?? [])],
   };
 }
 
@@ -254,11 +285,11 @@ export function parseDecision(stage: Stage, resultSet: unknown, ctx: RenderConte
     stage,
     decision: kind,
     reason,
-    reply: validateReply(stage, kind as DecisionKind, r['reply'], ctx),
+    reply: validateReply(stage, kind as DecisionKind, replyOf(stage, r, reason, ctx), ctx),
     ...identityFacts(stage, r, ctx.session),
   };
   if (stage === 'ehlo') decision['advertise'] = advertise(stage, r['advertise']);
-  if (stage === 'rcpt') decision['recipient'] = recipient(stage, r['recipient']);
+  if (stage === 'rcpt') decision['recipient'] = recipient(stage, r['recipient'], ctx);
   if (stage === 'auth') decision['logon_failure'] = bool(stage, r['logon_failure'], 'logon_failure');
   if (stage === 'headers' || stage === 'eom') {
     const actions = headerActions(stage, r['header_actions']);

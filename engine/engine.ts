@@ -44,7 +44,27 @@ export interface DecideOptions {
 /** A session document and its JSON, as passed to stages. */
 export interface CachedSession {
   readonly doc: SessionDoc;
+  /** The document as stages read it (input.session). */
   readonly json: string;
+  /** The same with selected_by, for explain mode. */
+  readonly explainJson: string;
+}
+
+/**
+ * The session document as a stage input carries it: only what stages read, with false and null
+ * fields left out (the Rego treats absent as false / none), since every byte is parsed again
+ * inside WASM at every stage.
+ */
+export function stageSessionJson(doc: SessionDoc, explain: boolean): string {
+  const out: Record<string, unknown> = { connector: doc.connector, principals: doc.principals, rights: doc.rights };
+  if (doc.authenticated) out['authenticated'] = true;
+  if (doc.login !== null) out['login'] = doc.login;
+  if (doc.identity !== null) out['identity'] = doc.identity;
+  if (doc.partner_rights !== null) out['partner_rights'] = doc.partner_rights;
+  if (doc.unknown_identity) out['unknown_identity'] = true;
+  if (doc.mta_auth !== null) out['mta_auth'] = doc.mta_auth;
+  if (explain) out['selected_by'] = doc.selected_by;
+  return JSON.stringify(out);
 }
 
 const SESSION_CACHE_LIMIT = 4096;
@@ -76,7 +96,7 @@ export class Snapshot {
     let entry = this.sessions.get(input.json);
     if (entry === undefined) {
       const doc = parseSessionDoc(this.policy.evaluate('mta/session', input.json));
-      entry = { doc, json: JSON.stringify(doc) };
+      entry = { doc, json: stageSessionJson(doc, false), explainJson: stageSessionJson(doc, true) };
       if (this.sessions.size >= SESSION_CACHE_LIMIT) this.sessions.clear();
       this.sessions.set(input.json, entry);
     }
@@ -85,15 +105,18 @@ export class Snapshot {
 
   /** Evaluate one stage. Throws EngineError; `Engine` and `Session` turn that into a tempfail. */
   evaluate(stage: Stage, facts: Facts, input: SessionInput, cached: CachedSession | null, id: string, explain: boolean, parts: StageParts = {}): Decision {
-    const built = stageInputJson(stage, facts, input, cached === null ? { explain } : { explain, sessionDoc: cached.json }, parts);
+    const built = stageInputJson(stage, facts, input, cached === null ? { explain } : { explain, sessionDoc: explain ? cached.explainJson : cached.json }, parts);
     const result = this.policy.evaluate(`mta/${stage}`, built.json);
     const connector = cached?.doc.connector ?? firstConnector(result);
+    const conn = this.connector(connector);
     return parseDecision(stage, result, {
       id,
-      fqdn: this.connector(connector)?.fqdn ?? this.data.server.fqdn,
+      fqdn: conn?.fqdn ?? this.data.server.fqdn,
       clientIp: input.connection.remote.ip,
       session: cached?.doc ?? null,
       ...(built.message === undefined ? {} : { headerNames: built.message.names }),
+      ...(built.rcpt === undefined ? {} : { recipient: built.rcpt }),
+      catalogue: (reason) => (conn?.replies[reason] ?? this.data.replies[conn?.dialect === 'rfc' || (conn === undefined && this.data.server.dialect === 'rfc') ? 'rfc' : 'exchange'][reason])?.reply,
     });
   }
 
@@ -108,7 +131,8 @@ export class Snapshot {
     const dialect = conn?.dialect === 'rfc' || (conn === undefined && this.data.server.dialect === 'rfc') ? 'rfc' : 'exchange';
     // The connector's override, else the dialect's entry (server overrides included); the
     // loader only admits 4xx overrides for these reasons.
-    const r = conn?.replies[reason] ?? this.data.replies[dialect][reason] ?? REPLY_CATALOGUE[reason].exchange;
+    const compiled = conn?.replies[reason] ?? this.data.replies[dialect][reason];
+    const r = compiled === undefined ? REPLY_CATALOGUE[reason].exchange : { ...compiled.reply, disconnect: compiled.kind === 'disconnect' };
     const base = {
       id,
       stage,

@@ -494,7 +494,14 @@ export interface BuildOptions {
 }
 
 /** A stage input as JSON text. Throws EngineError for bad facts. */
-export function stageInputJson(stage: Stage, facts: Facts, session: SessionInput, opts: BuildOptions = {}, parts: StageParts = {}): { json: string; message?: MessageSummary } {
+export interface StageInput {
+  readonly json: string;
+  readonly message?: MessageSummary;
+  /** RCPT: the recipient as normalised. */
+  readonly rcpt?: PolicyAddress;
+}
+
+export function stageInputJson(stage: Stage, facts: Facts, session: SessionInput, opts: BuildOptions = {}, parts: StageParts = {}): StageInput {
   const reads = STAGE_READS[stage];
   const out: string[] = [`"stage":"${stage}"`];
   if (opts.explain === true) out.push('"explain":true');
@@ -516,9 +523,12 @@ export function stageInputJson(stage: Stage, facts: Facts, session: SessionInput
       out.push(mailJson(facts.mail_from, facts.mail_params));
     }
   }
+  let rcpt: PolicyAddress | undefined;
   if (reads.rcpt === true) {
     if (facts.rcpt_to === undefined || facts.rcpt_to === null) throw bad('the rcpt stage needs rcpt_to');
-    out.push(`"rcpt":${addressEntry(str(facts.rcpt_to, 'rcpt_to'), false).json}`);
+    const entry = addressEntry(str(facts.rcpt_to, 'rcpt_to'), false);
+    rcpt = entry.address;
+    out.push(`"rcpt":${entry.json}`);
     const accepted = count(facts.accepted_rcpt_count, 'accepted_rcpt_count');
     if (accepted > 0) out.push(`"accepted_rcpt_count":${accepted}`);
   }
@@ -528,7 +538,8 @@ export function stageInputJson(stage: Stage, facts: Facts, session: SessionInput
     message = parts.message ?? messageSummary(facts.headers, facts.header_size, facts.message_size, reads.message === 'eom');
     out.push(message.json);
   }
-  return message === undefined ? { json: `{${out.join(',')}}` } : { json: `{${out.join(',')}}`, message };
+  const json = `{${out.join(',')}}`;
+  return { json, ...(message === undefined ? {} : { message }), ...(rcpt === undefined ? {} : { rcpt }) };
 }
 
 /** The whole inline-mode input as an object (for `opa eval`, tests and the golden agreement test). */

@@ -131,8 +131,8 @@ export class Session {
     this.phase = 'open';
     return this.run('connect', async () => {
       const input = this.sessionInput();
-      const cached = this.sessionDoc(input);
-      this.connectorName = cached?.doc.connector ?? null;
+      // The connector is needed before the CONNECT decision, to count the connection on it.
+      this.connectorName = (this.sessionDoc(input) ?? this.snap.sessionDoc(input)).doc.connector;
       const counters: Record<string, number> = {};
       if (this.connectorName !== null) {
         const key = { connector: this.connectorName, source: input.connection.remote.ip };

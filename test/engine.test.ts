@@ -177,7 +177,7 @@ describe('engine failures are temporary failures, never accepts', () => {
   });
 
   const ctx = { id: 'x', fqdn: 'mx.test', clientIp: '192.0.2.1', session: null };
-  const good = { decision: 'reject', reason: 'r', reply: { code: 550, enhanced: '5.7.1', text: 't' }, connector: 'C', principals: [], rights: 5, recipient: { address: 'x@y.test', domain: 'y.test', accepted_domain_type: null, routed: false } };
+  const good = { decision: 'reject', reason: 'r', reply: { code: 550, enhanced: '5.7.1', text: 't' }, connector: 'C', principals: [], rights: '1010'.padEnd(20, '0'), recipient: { address: 'x@y.test', domain: 'y.test', accepted_domain_type: null, routed: false } };
   it.each<[string, unknown, string, Stage?]>([
     ['an undefined result', [], 'ENGINE_DECISION_UNDEFINED'],
     ['several results', [{ result: good }, { result: good }], 'ENGINE_DECISION_MULTIPLE'],
@@ -188,7 +188,7 @@ describe('engine failures are temporary failures, never accepts', () => {
     ['an unknown decision', [{ result: { ...good, decision: 'maybe' } }], 'ENGINE_DECISION_MALFORMED'],
     ['principals of the wrong type', [{ result: { ...good, principals: 'anonymous' } }], 'ENGINE_DECISION_MALFORMED'],
     ['a discard before there is a message', [{ result: { ...good, decision: 'discard' } }], 'ENGINE_DECISION_MALFORMED', 'auth'],
-    ['rights that are not a bitmask', [{ result: { ...good, rights: ['ms-Exch-SMTP-Submit'] } }], 'ENGINE_DECISION_MALFORMED'],
+    ['rights that are not a rights string', [{ result: { ...good, rights: ['ms-Exch-SMTP-Submit'] } }], 'ENGINE_DECISION_MALFORMED'],
     ['a missing recipient block at RCPT', [{ result: { ...good, recipient: undefined } }], 'ENGINE_DECISION_MALFORMED'],
   ])('rejects %s', (_label, resultSet, code, stage = 'rcpt') => {
     expect(() => parseDecision(stage, resultSet, ctx)).toThrow(expect.objectContaining({ code }));

@@ -13,12 +13,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENTRYPOINTS, readBundle, shippedPolicyDir } from '../engine/bundle.js';
 import { findOpa } from '../engine/build.js';
 import { compileData } from '../engine/data.js';
-import { Engine } from '../engine/engine.js';
-import { buildInput, type PolicyInput } from '../engine/input.js';
+import { Engine, stageSessionJson } from '../engine/engine.js';
+import { buildInput, SessionInput, stageInputJson, type PolicyInput } from '../engine/input.js';
+import { parseSessionDoc } from '../engine/decision.js';
 import type { Facts, Stage } from '../engine/types.js';
 import { loadWasmPolicy } from '../engine/wasm.js';
 import { main } from '../cli/program.js';
 import { captureIo, fixtureConfig, fixturePath } from './helpers/engine.js';
+import { goldenCases } from './helpers/golden.js';
 
 const run = promisify(execFile);
 const opa = findOpa();
@@ -31,79 +33,6 @@ it('has opa where the environment requires it', () => {
 
 // --- golden agreement: OPA's Go evaluator vs the WASM engine ------------------------------------
 
-const CLIENTS = ['198.51.100.7', '198.18.5.10', '198.18.7.15', '198.18.7.31', '10.1.2.3', '203.0.113.5', '2001:db8::1', '::ffff:10.9.9.9'];
-const LOCALS = ['192.0.2.99:25', '192.0.2.10:25', '192.0.2.99:587', '192.0.2.99:2525', '192.0.2.99:2526', '192.0.2.99:26', '[2001:db8::25]:25', '[2001:db8::25]:587'];
-const TLS = { version: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384' };
-const PARTNER_TLS = { ...TLS, client_cert: { verified: true, san_dns: ['mx.fabrikam.test'] } };
-const USERS = ['alice', 'bob', 'edge01', 'legacy01', 'carol@contoso.test'];
-const SENDERS = ['<>', '<alice@contoso.test>', '<someone@gmail.test>', '<ceo@fabrikam.test>', '<sales@contoso.test>', '<user@sub.contoso.test>'];
-const RCPTS = [
-  '<user@contoso.test>',
-  '<user@victim.test>',
-  '<user@x.deep.contoso.test>',
-  '<relaytest%victim.test@contoso.test>',
-  '<@contoso.test:relaytest@victim.test>',
-  '<"a@victim.test"@contoso.test>',
-  '<a@victim.test@contoso.test>',
-  '<victim.test!a@contoso.test>',
-  '<user@[192.0.2.10]>',
-  '<user@[198.51.100.1]>',
-  '<user@bücher.test>',
-  '<user@contoso.test.evil.test>',
-];
-const HEADERS = [
-  { From: 'Alice <alice@contoso.test>', Received: 'x', 'X-MS-Exchange-Organization-SCL': '1', 'Resent-From': 'y' },
-  { From: 'someone@gmail.test, "B" <bob@contoso.test>', 'X-MS-Exchange-Forest-Foo': '1', Subject: 'z' },
-];
-
-/** A broad table of stage × facts, cycling through the variations for each endpoint pair. */
-function goldenCases(): { stage: Stage; facts: Facts }[] {
-  const cases: { stage: Stage; facts: Facts }[] = [];
-  let n = 0;
-  const pick = <T>(xs: readonly T[]): T => xs[n++ % xs.length] as T;
-  const v6 = (ip: string): boolean => ip.includes(':') && !ip.startsWith('::ffff:');
-  for (const remote of CLIENTS) {
-    for (const local of LOCALS) {
-      if (v6(remote) !== local.startsWith('[')) continue; // a TCP connection's ends share a family
-      const base: Facts = { local, remote };
-      cases.push({ stage: 'connect', facts: base });
-      cases.push({ stage: 'connect', facts: { ...base, counters: { connections_from_source: 4, connections_total: 9000 } } });
-      cases.push({ stage: 'ehlo', facts: { ...base, helo: pick(['mx.example.test', '', 'bad_host']) } });
-      cases.push({ stage: 'ehlo', facts: { ...base, tls: TLS } });
-      for (let i = 0; i < 4; i++) {
-        const result = pick(['success', 'success', 'failure', 'tempfail'] as const);
-        cases.push({ stage: 'auth', facts: { ...base, tls: pick([TLS, null]), auth: { mechanism: pick(['PLAIN', 'LOGIN', 'CRAM-MD5']), user: pick(USERS), result }, counters: { logon_failures: pick([0, 3]) } } });
-      }
-      for (let i = 0; i < 4; i++) {
-        const user = pick([...USERS, null, null]);
-        cases.push({
-          stage: 'mail',
-          facts: {
-            ...base,
-            tls: pick([TLS, null, PARTNER_TLS]),
-            ...(user === null ? {} : { auth: { mechanism: 'PLAIN', user } }),
-            mail_from: pick(SENDERS),
-            mail_params: { SIZE: pick([100, 40_000_000]) },
-            counters: { messages_last_minute: pick([0, 5]) },
-          },
-        });
-      }
-      for (let i = 0; i < 6; i++) {
-        cases.push({ stage: 'rcpt', facts: { ...base, tls: pick([TLS, null]), mail_from: '<someone@gmail.test>', rcpt_to: pick(RCPTS), accepted_rcpt_count: pick([0, 2, 200]) } });
-      }
-      for (let i = 0; i < 2; i++) {
-        const user = pick([...USERS, null]);
-        cases.push({
-          stage: 'headers',
-          facts: { ...base, tls: PARTNER_TLS, ...(user === null ? {} : { auth: { mechanism: 'PLAIN', user } }), mail_from: pick(SENDERS), headers: pick(HEADERS) },
-        });
-      }
-      cases.push({ stage: 'eom', facts: { ...base, mail_from: '<>', headers: pick(HEADERS), message_size: pick([1_000, 2_000_000, 40_000_000]) } });
-    }
-  }
-  return cases;
-}
-
 describe.skipIf(opa === null)('golden agreement: opa eval (Go) and policy.wasm give identical decisions', () => {
   let work: string;
   beforeAll(async () => {
@@ -115,11 +44,20 @@ describe.skipIf(opa === null)('golden agreement: opa eval (Go) and policy.wasm g
 
   it('on every case of the table', async () => {
     const data = compileData(fixtureConfig());
-    const cases = goldenCases().map((c) => ({ stage: c.stage, input: buildInput(c.stage, c.facts, { explain: true }) as PolicyInput }));
-    expect(cases.length).toBeGreaterThan(700);
-
     const wasm = loadWasmPolicy((await readBundle()).wasm);
     wasm.setData(data);
+    // Three shapes per golden case: the inline stage input, the session entrypoint's
+    // restricted input, and the cached-mode stage input carrying the session document.
+    const cases: { stage: string; input: object }[] = [];
+    for (const c of goldenCases()) {
+      cases.push({ stage: c.stage, input: buildInput(c.stage, c.facts, { explain: true }) as PolicyInput });
+      const si = SessionInput.fromFacts(c.facts);
+      cases.push({ stage: 'session', input: JSON.parse(si.json) as object });
+      const doc = parseSessionDoc(wasm.evaluate('mta/session', si.json));
+      cases.push({ stage: c.stage, input: JSON.parse(stageInputJson(c.stage, c.facts, si, { explain: true, sessionDoc: stageSessionJson(doc, true) }).json) as object });
+    }
+    expect(cases.length).toBeGreaterThan(2100);
+
     const fromWasm = cases.map((c) => (wasm.evaluate(`mta/${c.stage}`, c.input) as { result: unknown }[])[0]?.result ?? null);
 
     await writeFile(join(work, 'data.json'), JSON.stringify(data));
@@ -142,7 +80,7 @@ describe.skipIf(opa === null)('golden agreement: opa eval (Go) and policy.wasm g
     expect(disagreements.slice(0, 3)).toEqual([]);
     // Every case produced a decision in both, and the table covers every stage and outcome kind.
     expect(fromWasm.every((r) => r !== null)).toBe(true);
-    const reasons = new Set(fromWasm.map((r) => (r as { reason: string }).reason));
+    const reasons = new Set(fromWasm.map((r) => (r as { reason?: string }).reason));
     for (const r of ['relay_denied', 'routing_address', 'submit_denied_anonymous', 'auth_requires_tls', 'send_as_denied', 'message_size', 'no_connector', 'ok_eom']) {
       expect(reasons).toContain(r);
     }

@@ -73,7 +73,7 @@ logon_failed if input.auth.result == "failure"
 
 logon_failed if {
 	authenticated
-	not has_right(right_submit)
+	not holds_submit
 }
 
 # Valid credentials for a login the configuration does not know (identities.unlisted_logins).
@@ -93,7 +93,7 @@ auth_failures contains {"order": 7, "reason": "auth_unknown_identity"} if unknow
 
 auth_failures contains {"order": 8, "reason": "auth_no_submit"} if {
 	authenticated
-	not has_right(right_submit)
+	not holds_submit
 }
 
 # --- MAIL FROM ----------------------------------------------------------------------------------
@@ -153,19 +153,19 @@ mail_failures contains {"order": 8, "reason": "partner_cert_invalid"} if {
 anonymous_session if "anonymous" in principals
 
 mail_failures contains {"order": 9, "reason": "submit_denied_anonymous"} if {
-	not has_right(right_submit)
+	not holds_submit
 	anonymous_session
 }
 
 mail_failures contains {"order": 10, "reason": "submit_denied"} if {
-	not has_right(right_submit)
+	not holds_submit
 	not anonymous_session
 }
 
 # Exchange: Bypass-Message-Size-Limit and Accept-Headers-Organization skip the SIZE= check.
 size_exempt if bypass_size
 
-size_exempt if has_right(right_headers_organization)
+size_exempt if holds_headers_organization
 
 mail_failures contains {"order": 11, "reason": "message_size"} if {
 	is_number(conn.max_message_size)
@@ -195,12 +195,12 @@ rcpt_failures contains {"order": 3, "reason": "too_many_recipients"} if {
 
 rcpt_failures contains {"order": 4, "reason": "routing_address"} if {
 	routed(input.rcpt)
-	not has_right(right_any_recipient)
+	not holds_any_recipient
 }
 
 rcpt_failures contains {"order": 5, "reason": "relay_denied"} if {
 	not accepted_recipient(input.rcpt)
-	not has_right(right_any_recipient)
+	not holds_any_recipient
 }
 
 # --- end of headers -----------------------------------------------------------------------------
@@ -246,13 +246,13 @@ headers_failures contains {"order": 5, "reason": "send_as_denied"} if {
 # Authoritative-Domain-Sender, a matching partner domain, or the user's own / send-as address.
 sender_allowed(address) if {
 	not address.invalid
-	has_right(right_any_sender)
+	holds_any_sender
 	not internal_sender(address)
 }
 
 sender_allowed(address) if {
 	not address.invalid
-	has_right(right_authoritative_sender)
+	holds_authoritative_sender
 	internal_sender(address)
 }
 

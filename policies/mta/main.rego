@@ -28,15 +28,7 @@ headers := object.union(stage_decision("headers", headers_failures), message_out
 
 eom := object.union(stage_decision("eom", eom_failures), message_outcome)
 
-ok_reason := {
-	"connect": "ok_connect",
-	"ehlo": "ok_ehlo",
-	"auth": "ok_auth",
-	"mail": "ok_mail",
-	"rcpt": "ok_rcpt",
-	"headers": "ok_headers",
-	"eom": "ok_eom",
-}
+ok_reason(stage) := concat("", ["ok_", stage])
 
 # --- assembling a decision -----------------------------------------------------------------------
 
@@ -64,37 +56,55 @@ stage_decision(stage, builtin) := object.union(session_facts(failures), verdict(
 	first_failure(failures)
 }
 
-stage_decision(stage, builtin) := object.union(session_facts(failures), {
-	"decision": success_kind(stage),
-	"reason": ok_reason[stage],
-	"reply": plain_reply(catalogue_reply(ok_reason[stage])),
-}) if {
+stage_decision(stage, builtin) := object.union(session_facts(failures), object.union(
+	{"decision": success_kind(stage), "reason": ok_reason(stage)},
+	catalogue_reply_field(ok_reason(stage)),
+)) if {
 	failures := all_failures(stage, builtin)
 	not first_failure(failures)
 }
-
-plain_reply(r) := {"code": r.code, "enhanced": r.enhanced, "text": r.text}
 
 success_kind("eom") := "accept"
 
 success_kind(stage) := "continue" if stage != "eom"
 
+# A built-in check, or an extension deny without its own reply or decision: the catalogue
+# entry holds the reply and the decision kind (engine/data.ts works it out at load time).
+verdict(failure) := object.union({"decision": entry.kind, "reason": failure.reason}, catalogue_reply_field(failure.reason)) if {
+	not failure.reply
+	not failure.decision
+	entry := catalogue_entry(failure.reason)
+	entry.kind != "continue" # a 2xx/3xx entry for a refusal: undefined, never success
+}
+
+# With input.session the engine takes a catalogue reply from the same compiled catalogue
+# itself (engine/decision.ts), so the result need not carry its text; without it, it does.
+catalogue_reply_field(reason) := {"reply": catalogue_entry(reason).reply} if {
+	not input.session
+} else := {}
+
+# An extension deny with its own reply, or "decision": "discard".
 verdict(failure) := {
 	"decision": failure_kind(failure, reply),
 	"reason": failure.reason,
-	"reply": plain_reply(reply),
+	"reply": {"code": reply.code, "enhanced": reply.enhanced, "text": reply.text},
 } if {
+	extension_verdict(failure)
 	reply := failure_reply(failure)
 }
 
-# An extension's own reply wins; otherwise the catalogue's (connector override first).
+extension_verdict(failure) if failure.reply
+
+extension_verdict(failure) if failure.decision
+
 failure_reply(failure) := failure.reply
 
-failure_reply(failure) := catalogue_reply(failure.reason) if not failure.reply
+failure_reply(failure) := catalogue_entry(failure.reason).reply if not failure.reply
 
-catalogue_reply(reason) := conn.replies[reason]
+# The connector's override first, else the dialect's catalogue (server overrides included).
+catalogue_entry(reason) := conn.replies[reason]
 
-catalogue_reply(reason) := data.config.replies[dialect][reason] if not conn.replies[reason]
+catalogue_entry(reason) := data.config.replies[dialect][reason] if not conn.replies[reason]
 
 failure_kind(failure, _) := "discard" if failure.decision == "discard"
 
@@ -118,14 +128,14 @@ failure_kind(failure, reply) := "tempfail" if {
 
 # With input.session (the engine's cached session document) the engine already holds the
 # connector, principals and rights: the result says only whether the partner switch applied.
-# Without it (opa eval, Rego tests) the result carries them, rights as a bitmask over
-# data.config.right_bits.
+# Without it (opa eval, Rego tests) the result carries them, rights as a string of "0"/"1" over
+# data.config.right_order.
 session_facts(failures) := object.union(principal_facts, explanation(failures))
 
 principal_facts := {
 	"connector": current_session.connector,
 	"principals": sort(principals),
-	"rights": rights_mask,
+	"rights": rights_flags,
 } if {
 	not input.session
 } else := {"partner": true} if {
@@ -179,12 +189,13 @@ client_certificate_offer := "none" if not conn.domain_secure
 
 # --- RCPT facts -------------------------------------------------------------------------------------
 
-recipient_facts := {
-	"address": input.rcpt.key,
-	"domain": input.rcpt.domain,
-	"accepted_domain_type": recipient_domain_type,
-	"routed": recipient_routed,
-}
+# The recipient's address and domain are the engine's own normalised input; with input.session
+# it fills them in itself.
+recipient_facts := object.union({"accepted_domain_type": recipient_domain_type, "routed": recipient_routed}, recipient_address) if {
+	not input.session
+} else := {"accepted_domain_type": recipient_domain_type, "routed": recipient_routed}
+
+recipient_address := {"address": input.rcpt.key, "domain": input.rcpt.domain}
 
 recipient_domain_type := domain_type(input.rcpt)
 
@@ -219,27 +230,27 @@ prefixed_header(name, prefixes) if {
 }
 
 stripped_headers contains name if {
+	not holds_headers_routing
 	some name in input.message.header_names
 	routing_header(name)
-	not has_right(right_headers_routing)
 }
 
 stripped_headers contains name if {
+	not holds_headers_organization
 	some name in input.message.header_names
 	prefixed_header(name, data.config.server.organization_header_prefixes)
-	not has_right(right_headers_organization)
 }
 
 stripped_headers contains name if {
+	not holds_headers_forest
 	some name in input.message.header_names
 	prefixed_header(name, data.config.server.forest_header_prefixes)
-	not has_right(right_headers_forest)
 }
 
 message_flags := {
 	"auth_as": auth_as,
-	"bypass_anti_spam": has_right(right_bypass_antispam),
-	"accept_authentication_flag": has_right(right_authentication_flag),
+	"bypass_anti_spam": holds_bypass_antispam,
+	"accept_authentication_flag": holds_authentication_flag,
 	"bypass_message_size_limit": bypass_size_flag,
 }
 
@@ -252,5 +263,5 @@ auth_as := "Partner" if {
 } else := "Internal" if {
 	authenticated
 } else := "Internal" if {
-	has_right(right_authentication_flag)
+	holds_authentication_flag
 } else := "Anonymous"

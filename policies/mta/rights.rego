@@ -48,6 +48,7 @@ identity := data.config.users[current_session.identity]
 # domain becomes Partner.
 partner_domain := domain if {
 	input.mail
+	is_string(current_session.partner_rights)
 	conn.domain_secure
 	not authenticated
 	domain := input.mail.address.domain
@@ -66,19 +67,60 @@ principals := {"partner"} if {
 	partner_principal
 } else := {p | some p in current_session.principals}
 
-rights_mask := current_session.partner_rights if {
+rights_flags := current_session.partner_rights if {
 	partner_principal
 } else := current_session.rights
 
 # The effective rights by name (for extensions; the checks use has_right).
 rights contains right if {
-	some right, bit in data.config.right_bits
-	bits.and(rights_mask, bit) != 0
+	some i, right in data.config.right_order
+	substring(rights_flags, i, 1) == "1"
 }
 
 default has_right(_) := false
 
-has_right(right) if bits.and(rights_mask, data.config.right_bits[right]) != 0
+has_right(right) if substring(rights_flags, data.config.right_index[right], 1) == "1"
+
+# Each right the checks use, as a rule (evaluated at most once per decision).
+default holds_submit := false
+
+holds_submit if has_right(right_submit)
+
+default holds_any_recipient := false
+
+holds_any_recipient if has_right(right_any_recipient)
+
+default holds_any_sender := false
+
+holds_any_sender if has_right(right_any_sender)
+
+default holds_authoritative_sender := false
+
+holds_authoritative_sender if has_right(right_authoritative_sender)
+
+default holds_authentication_flag := false
+
+holds_authentication_flag if has_right(right_authentication_flag)
+
+default holds_headers_routing := false
+
+holds_headers_routing if has_right(right_headers_routing)
+
+default holds_headers_organization := false
+
+holds_headers_organization if has_right(right_headers_organization)
+
+default holds_headers_forest := false
+
+holds_headers_forest if has_right(right_headers_forest)
+
+default holds_bypass_antispam := false
+
+holds_bypass_antispam if has_right(right_bypass_antispam)
+
+default holds_bypass_size := false
+
+holds_bypass_size if has_right(right_bypass_size)
 
 # Exchange: Bypass-Message-Size-Limit also bypasses header size, recipient count and rate limits.
-bypass_size if has_right(right_bypass_size)
+bypass_size if holds_bypass_size

@@ -25,7 +25,7 @@ session_doc := {
 	"login": session_login,
 	"identity": session_identity,
 	"principals": sort(session_principals),
-	"rights": rights_mask_of(session_rights),
+	"rights": rights_string(session_rights),
 	"partner_rights": session_partner_rights,
 	"unknown_identity": session_unknown_identity,
 	"mta_auth": mta_auth_problem,
@@ -39,7 +39,13 @@ selected_by := {"binding": selected.binding, "range": selected.range} if selecte
 
 selected_by := null if not selected
 
-rights_mask_of(names) := sum([data.config.right_bits[r] | some r in names])
+# Rights travel as a string of "0"/"1", one character per right in data.config.right_order:
+# has_right is then a substring, with no number arithmetic (which WASM does in decimals).
+rights_string(names) := concat("", [right_char(names, r) | some r in data.config.right_order])
+
+right_char(names, r) := "1" if {
+	r in names
+} else := "0"
 
 # --- authentication -------------------------------------------------------------------------
 
@@ -147,7 +153,7 @@ acl_rights(holders) := allowed - denied if {
 }
 
 # What a Domain Secure partner would hold here (the switch happens at MAIL FROM, rights.rego).
-session_partner_rights := rights_mask_of(acl_rights({"partner"})) if {
+session_partner_rights := rights_string(acl_rights({"partner"})) if {
 	selected_conn.domain_secure
 	not session_authenticated
 	not selected_conn.auth.external_authoritative

@@ -48,8 +48,8 @@ mail_reject(i) := d if {
 	d := data.mta.mail with input as i with data.config as cfg_reject
 }
 
-# The decision's rights mask as a set of names.
-rights_of(d) := {r | some r, bit in cfg.right_bits; bits.and(d.rights, bit) != 0}
+# The decision's rights string as a set of names.
+rights_of(d) := {r | some i, r in cfg.right_order; substring(d.rights, i, 1) == "1"}
 
 # Common sessions.
 internet := session("198.51.100.7", "192.0.2.99", 25)
@@ -95,3 +95,6 @@ headers(i) := d if {
 eom(i) := d if {
 	d := data.mta.eom with input as i with data.config as cfg
 }
+
+# The rights string of a session holding no right.
+no_rights := concat("", ["0" | some _ in cfg.right_order])

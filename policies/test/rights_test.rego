@@ -38,7 +38,7 @@ test_exchange_users if {
 	rights_of(d) == {submit, any_recipient, antispam, routing}
 }
 
-test_anonymous_has_no_rights_on_client_connector if connect(client587).rights == 0
+test_anonymous_has_no_rights_on_client_connector if connect(client587).rights == no_rights
 
 test_auth_on_a_connector_without_basic_auth_is_not_honoured if {
 	# Internet offers no AUTH: an authentication the MTA ran anyway (milter mode) counts for nothing.
@@ -82,7 +82,7 @@ test_exchange_legacy_servers if {
 	rights_of(d) == server_class
 }
 
-test_plain_user_on_server_connector_has_no_rights if mail(with_auth(with_tls(hub), "alice", "success")).rights == 0
+test_plain_user_on_server_connector_has_no_rights if mail(with_auth(with_tls(hub), "alice", "success")).rights == no_rights
 
 test_partner_after_domain_secure if {
 	s := with_mail(with_cert(partner, true, {"mx.fabrikam.test": true, "fabrikam.test": true, "test": true}), "<ceo@fabrikam.test>")
@@ -92,7 +92,7 @@ test_partner_after_domain_secure if {
 	rights_of(d) == {submit, routing}
 }
 
-test_partner_connector_anonymous_has_nothing if connect(partner).rights == 0
+test_partner_connector_anonymous_has_nothing if connect(partner).rights == no_rights
 
 # --- explicit ACEs: allow adds, deny always wins --------------------------------------------------
 

@@ -263,7 +263,7 @@ describe('MilterSession transcripts', () => {
     const h = harness({}, { events: ['connect', 'rcpt', 'header'] });
     const r = await h.replies([OPTNEG, CONNECT, rcpt('<b@y>'), header('S', 'x'), EOM, rcpt('<c@y>')]);
     expect(r.slice(2)).toEqual(['continue', 'continue', 'continue', 'continue']);
-    expect(h.session.negotiated?.protocol & C.SMFIP_NOMAIL).toBe(C.SMFIP_NOMAIL);
+    expect((h.session.negotiated?.protocol ?? 0) & C.SMFIP_NOMAIL).toBe(C.SMFIP_NOMAIL);
   });
 
   it('a last body chunk carried by BODYEOB goes to body() first', async () => {

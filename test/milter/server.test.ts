@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync, existsSync } from 'node:f
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as C from '../../adapters/milter/constants.js';
 import { MilterServerError, MilterUsageError } from '../../adapters/milter/errors.js';
@@ -234,6 +235,27 @@ describe('MilterServer over real sockets', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
     expect(server.connections).toBe(0);
     expect(calls.map((c) => c.method)).toEqual(['connect', 'mail', 'abort', 'close']);
+  });
+
+  it('never logs macro values, envelope or header contents, even when the handler fails', async () => {
+    const { server, log } = await start({ script: { mail: () => Promise.reject(new Error('engine down')), header: () => { throw new Error('bad'); } } });
+    const c = await MilterClient.open(server.address);
+    await c.negotiate();
+    await c.connect('secret-host.example', 'inet', '192.0.2.1', 1, { '{auth_authen}': 'secret-login' });
+    expect(await c.mail(['<secret-sender@example.net>'], { '{auth_type}': 'PLAIN' })).toEqual({ kind: 'tempfail' });
+    c.sendRaw(Buffer.from('00000001ff', 'hex'));
+    await c.closed;
+    const text = JSON.stringify(log.lines);
+    expect(text).not.toContain('secret');
+    expect(log.lines.some((l) => l.level === 'error')).toBe(true);
+  });
+
+  it('takes a pino logger as it is', async () => {
+    const server = await MilterServer.start({ listen: 'inet:0@127.0.0.1', logger: pino({ level: 'silent' }), createHandler: () => scriptedHandler() });
+    started.push(server);
+    const c = await MilterClient.open(server.address);
+    await c.negotiate();
+    await c.quit();
   });
 
   it('closes at once when no connection is open', async () => {

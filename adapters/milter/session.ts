@@ -192,7 +192,7 @@ export class MilterSession {
         this.macros.clear(CLEARED_BY.get(SMFIC_HELO) ?? []);
         return this.event('helo', (h, m) => h.helo(cmd.name, m));
       case 'mail':
-        await this.leaveMessage();
+        await this.leaveMessage(SMFIC_MAIL);
         this.macros.clear(CLEARED_BY.get(SMFIC_MAIL) ?? []);
         return this.messageEvent(cmd, 'mail', (h, m) => h.mail(cmd.args, m));
       case 'rcpt':
@@ -302,8 +302,13 @@ export class MilterSession {
     if (!n.wanted.has(ev) || (ev === 'body' && this.bodySkipped)) return { replies: expect ? CONTINUE : [], close: false };
     const r = await this.verdict(ev, call);
     if (!expect) {
-      if (r.failed || r.replies.some((x) => x.kind !== 'continue' && x.kind !== 'skip')) {
-        if (!r.failed) this.log.error({ code: 'MILTER_NOREPLY_VIOLATED', event: ev, verdict: r.action?.kind }, 'handler refused at a no-reply stage; failing the rest with tempfail');
+      // Nothing can be sent. An accept is carried on as continue (stricter, never weaker);
+      // a refusal or failure poisons the rest of its scope.
+      const kind = r.failed ? undefined : r.action?.kind;
+      if (kind === 'skip' && ev === 'body') this.bodySkipped = true;
+      else if (kind === 'accept') this.log.warn({ code: 'MILTER_NOREPLY_VIOLATED', event: ev }, 'handler accepted at a no-reply stage; carrying on as continue');
+      else if (kind !== 'continue' && kind !== 'skip') {
+        if (!r.failed) this.log.error({ code: 'MILTER_NOREPLY_VIOLATED', event: ev, verdict: kind }, 'handler refused at a no-reply stage; failing the rest with tempfail');
         this.poison(ev);
       }
       return NONE;
@@ -378,11 +383,11 @@ export class MilterSession {
   }
 
   /** ABORT: an open message is abandoned; outside one (Postfix sends it after every message, sometimes twice) nothing happens. */
-  private async abortMessage(): Promise<void> {
+  private async abortMessage(keep?: number): Promise<void> {
     const wasOpen = this.msg.state === 'open';
     this.msg = { state: 'idle' };
     this.bodySkipped = false;
-    this.macros.clear(MESSAGE_STAGES);
+    this.macros.clear(MESSAGE_STAGES.filter((s) => s !== keep));
     if (wasOpen && this.handler !== undefined) {
       const h = this.handler;
       const r = await this.invoke('abort', () => h.abort());
@@ -390,9 +395,12 @@ export class MilterSession {
     }
   }
 
-  /** MAIL or HELO while a message is open aborts it (libmilter calls xxfi_abort on such a transition). */
-  private async leaveMessage(): Promise<void> {
-    if (this.msg.state === 'open') await this.abortMessage();
+  /**
+   * MAIL or HELO while a message is open aborts it (libmilter calls xxfi_abort on such a
+   * transition). `keep`: the stage whose macros just arrived for the command that caused it.
+   */
+  private async leaveMessage(keep?: number): Promise<void> {
+    if (this.msg.state === 'open') await this.abortMessage(keep);
     this.msg = { state: 'idle' };
   }
 

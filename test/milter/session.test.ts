@@ -88,6 +88,13 @@ describe('MilterSession transcripts', () => {
     expect(h.calls.map((c) => c.method)).toEqual(['connect', 'mail', 'rcpt', 'data', 'header', 'eoh', 'body', 'eom', 'mail', 'rcpt', 'abort', 'mail', 'rcpt', 'data']);
   });
 
+  it('the MAIL macros that precede an aborting MAIL survive the implicit abort', async () => {
+    const h = harness();
+    await h.run([OPTNEG, CONNECT, macro('M', { '{mail_addr}': 'a@x' }), mail('<a@x>'), macro('R', { '{rcpt_addr}': 'b@y' }), rcpt('<b@y>'), macro('M', { '{mail_addr}': 'c@x' }), mail('<c@x>')]);
+    const last = h.calls.filter((c) => c.method === 'mail')[1];
+    expect(last?.macros).toEqual({ '{mail_addr}': 'c@x' });
+  });
+
   it('HELO again (after STARTTLS) inside a message aborts the message', async () => {
     const h = harness();
     const r = await h.replies([OPTNEG, CONNECT, mail('<a@x>'), { kind: 'helo', name: 'again' }, mail('<b@x>')]);
@@ -117,6 +124,14 @@ describe('MilterSession transcripts', () => {
     const r = await h.replies([OPTNEG, CONNECT, { kind: 'helo', name: 'h' }, ...message('<a@x>', '<b@y>')]);
     expect(r.slice(1)).toEqual(['', 'tempfail', ...Array(7).fill('tempfail')]);
     expect(h.calls.map((c) => c.method)).toEqual(['connect']);
+  });
+
+  it('NR flags: an accept at an NR stage is carried on as continue, a skip under NR_BODY still stops the body', async () => {
+    const h = harness({ mail: () => ({ kind: 'accept' }), body: () => ({ kind: 'skip' }) }, { noReply: ['mail', 'body'] });
+    const r = await h.replies([OPTNEG, CONNECT, mail('<a@x>'), rcpt('<b@y>'), K('data'), K('eoh'), body('1'), body('2'), EOM]);
+    expect(r.slice(2)).toEqual(['', 'continue', 'continue', 'continue', '', '', 'continue']);
+    expect(h.calls.map((c) => c.method)).toEqual(['connect', 'mail', 'rcpt', 'data', 'eoh', 'body', 'eom']);
+    expect(h.log.lines.some((l) => l.level === 'warn' && l.obj.code === 'MILTER_NOREPLY_VIOLATED')).toBe(true);
   });
 
   it('SKIP: the first body chunk is answered with SMFIR_SKIP, later chunks are not handed over', async () => {

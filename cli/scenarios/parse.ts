@@ -185,6 +185,7 @@ function readRcptExpectations(r: Reader, node: unknown, path: string, rcptTo: re
     r.issue(node, path, 'rcpt maps each recipient, as written in rcpt_to, to its expectation');
     return out;
   }
+  if (node.pairs.length === 0) r.issue(node, path, 'this expectation asserts nothing', 'map at least one recipient to an expectation');
   for (const rp of node.pairs) {
     const addr = keyOf(rp);
     if (!rcptTo.includes(addr)) r.issue(rp, join(path, addr), `"${addr}" is not in ${where}`, `use the recipient exactly as written in ${where}`);
@@ -196,6 +197,7 @@ function readRcptExpectations(r: Reader, node: unknown, path: string, rcptTo: re
 
 function readTxExpectation(r: Reader, node: unknown, path: string, tx: ScenarioTransaction | undefined): TransactionExpectation {
   const out: { mail?: StageExpectation; rcpt: Record<string, StageExpectation>; headers?: StageExpectation; eom?: StageExpectation } = { rcpt: {} };
+  if (isMap(node) && node.pairs.length === 0) r.issue(node, path, 'this transaction expectation asserts nothing', `give at least one of ${TX_EXPECT_KEYS.join(', ')}`);
   for (const pair of r.mapping(node, path, TX_EXPECT_KEYS, 'a transaction expectation')) {
     const key = keyOf(pair) as 'mail' | 'rcpt' | 'headers' | 'eom';
     if (key === 'rcpt') out.rcpt = readRcptExpectations(r, pair.value, join(path, key), tx?.rcpt_to ?? [], "this transaction's rcpt_to");

@@ -6,8 +6,11 @@
  *   client  — usage client: STARTTLS, then AUTH PLAIN/LOGIN; 3 recipients, 64 KiB, 2 logon failures
  *   smtps   — usage client, implicit TLS (RFC 8314)
  *   relay   — anonymous relay (Accept-Any-Recipient for anonymous), no AUTH
+ *   inbound — usage internet: anonymous mail for example.test only (relay refused)
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashSync } from '@node-rs/bcrypt';
@@ -32,7 +35,7 @@ export interface FixtureOptions {
 
 export interface Fixture {
   readonly dir: string;
-  readonly ports: { readonly client: number; readonly smtps: number; readonly relay: number };
+  readonly ports: { readonly client: number; readonly smtps: number; readonly relay: number; readonly inbound: number };
   readonly engine: Engine;
   readonly listener: SubmissionListener;
   readonly ca: string;
@@ -42,7 +45,7 @@ export interface Fixture {
 export async function startListener(o: FixtureOptions): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'mtap-listener-'));
   const cert = await makeSelfSignedCert(dir, { commonName: 'mail.test', keyType: 'ec' });
-  const ports = { client: await freePort(), smtps: await freePort(), relay: await freePort() };
+  const ports = { client: await freePort(), smtps: await freePort(), relay: await freePort(), inbound: await freePort() };
   const pw = (p: string): string => (o.noPasswords === true ? '' : `, password: "{BLF-CRYPT}${hashSync(p, 4)}"`);
   const yaml = `
 server:
@@ -68,6 +71,7 @@ connectors:
     permission_groups: [AnonymousUsers]
     extended_rights:
       - { principal: anonymous, allow: [Ms-Exch-SMTP-Accept-Any-Recipient] }
+  - { name: Inbound, usage: internet, bindings: ["127.0.0.1:${ports.inbound}"] }
 `;
   const file = join(dir, 'config.yaml');
   writeFileSync(file, yaml);
@@ -100,4 +104,135 @@ export function message(opts: { from: string; to: string; id: string; subject?: 
     opts.body ?? 'Hello.',
     '',
   ].join('\r\n');
+}
+
+/** One reply: code and the text lines after `NNN-`/`NNN `. */
+export interface Reply {
+  readonly code: number;
+  readonly lines: readonly string[];
+  /** The last line's text (the reply text; with its enhanced code). */
+  readonly text: string;
+}
+
+/**
+ * A raw SMTP client for exact transcripts, plaintext or TLS (STARTTLS upgrades the same object).
+ * Reads are bounded by `timeoutMs`; `closed` resolves when the server ends the connection.
+ */
+export class RawClient {
+  private buf = '';
+  private waiter: (() => void) | null = null;
+  private ended = false;
+  readonly closed: Promise<void>;
+  private markClosed: () => void = () => undefined;
+
+  private constructor(private socket: net.Socket | tls.TLSSocket, private readonly timeoutMs: number) {
+    this.closed = new Promise((r) => (this.markClosed = r));
+    this.attach(socket);
+  }
+
+  static async connect(port: number, o: { implicitTls?: boolean; ca?: string; timeoutMs?: number } = {}): Promise<{ c: RawClient; greeting: Reply }> {
+    const socket = o.implicitTls === true ? tls.connect({ port, host: '127.0.0.1', ca: o.ca === undefined ? undefined : readFileSync(o.ca), servername: 'mail.test' }) : net.connect({ port, host: '127.0.0.1' });
+    await new Promise<void>((res, rej) => {
+      socket.once(o.implicitTls === true ? 'secureConnect' : 'connect', () => res());
+      socket.once('error', rej);
+    });
+    const c = new RawClient(socket, o.timeoutMs ?? 10_000);
+    return { c, greeting: await c.read() };
+  }
+
+  private attach(s: net.Socket | tls.TLSSocket): void {
+    s.on('data', (d: Buffer) => {
+      this.buf += d.toString('latin1');
+      this.wake();
+    });
+    const end = (): void => {
+      this.ended = true;
+      this.markClosed();
+      this.wake();
+    };
+    s.on('end', end);
+    s.on('close', end);
+    s.on('error', end);
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+
+  async read(): Promise<Reply> {
+    const deadline = Date.now() + this.timeoutMs;
+    for (;;) {
+      const lines: string[] = [];
+      let pos = 0;
+      for (;;) {
+        const nl = this.buf.indexOf('\r\n', pos);
+        if (nl < 0) break;
+        const line = this.buf.slice(pos, nl);
+        pos = nl + 2;
+        lines.push(line);
+        if (line[3] !== '-') {
+          this.buf = this.buf.slice(pos);
+          const texts = lines.map((l) => l.slice(4));
+          return { code: Number(line.slice(0, 3)), lines: texts, text: texts[texts.length - 1] ?? '' };
+        }
+      }
+      if (this.ended) throw new Error(`connection closed; unread: ${JSON.stringify(this.buf)}`);
+      if (Date.now() > deadline) throw new Error(`no reply within ${this.timeoutMs} ms; unread: ${JSON.stringify(this.buf)}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.max(1, deadline - Date.now()));
+        this.waiter = () => (clearTimeout(t), r());
+      });
+    }
+  }
+
+  write(raw: string): void {
+    this.socket.write(raw, 'latin1');
+  }
+
+  async cmd(line: string): Promise<Reply> {
+    this.write(`${line}\r\n`);
+    return this.read();
+  }
+
+  /** STARTTLS, then the handshake on the same connection (`raw`: extra bytes sent with the command). */
+  async starttls(ca: string, raw = ''): Promise<Reply> {
+    this.write(`STARTTLS\r\n${raw}`);
+    const r = await this.read();
+    if (r.code !== 220) return r;
+    const plain = this.socket;
+    plain.removeAllListeners('data');
+    plain.removeAllListeners('end');
+    plain.removeAllListeners('close');
+    const secure = tls.connect({ socket: plain, ca: readFileSync(ca), servername: 'mail.test' });
+    await new Promise<void>((res, rej) => {
+      secure.once('secureConnect', () => res());
+      secure.once('error', rej);
+    });
+    this.socket = secure;
+    this.attach(secure);
+    return r;
+  }
+
+  /** Authenticates with AUTH PLAIN (initial response). */
+  authPlain(user: string, password: string): Promise<Reply> {
+    return this.cmd(`AUTH PLAIN ${Buffer.from(`\0${user}\0${password}`).toString('base64')}`);
+  }
+
+  /** DATA, the message (already CRLF and dot-stuffed as given), the final dot. */
+  async data(msg: string): Promise<Reply> {
+    const go = await this.cmd('DATA');
+    if (go.code !== 354) return go;
+    this.write(`${msg}${msg.endsWith('\r\n') ? '' : '\r\n'}.\r\n`);
+    return this.read();
+  }
+
+  get tls(): boolean {
+    return this.socket instanceof tls.TLSSocket;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
 }

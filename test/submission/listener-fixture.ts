@@ -31,6 +31,8 @@ export interface FixtureOptions {
   readonly listener?: SubmissionOptions;
   /** Leave the configured users without passwords (for Dovecot-only tests). */
   readonly noPasswords?: boolean;
+  /** Ready `{SCHEME}hash` strings instead of the bcrypt ones made here (e.g. from `doveadm pw`). */
+  readonly hashes?: Partial<Record<keyof typeof USERS, string>>;
 }
 
 export interface Fixture {
@@ -46,7 +48,7 @@ export async function startListener(o: FixtureOptions): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'mtap-listener-'));
   const cert = await makeSelfSignedCert(dir, { commonName: 'mail.test', keyType: 'ec' });
   const ports = { client: await freePort(), smtps: await freePort(), relay: await freePort(), inbound: await freePort() };
-  const pw = (p: string): string => (o.noPasswords === true ? '' : `, password: "{BLF-CRYPT}${hashSync(p, 4)}"`);
+  const pw = (user: keyof typeof USERS): string => (o.noPasswords === true ? '' : `, password: "${o.hashes?.[user] ?? `{BLF-CRYPT}${hashSync(USERS[user], 4)}`}"`);
   const yaml = `
 server:
   fqdn: mail.test
@@ -59,8 +61,8 @@ identities:
   unlisted_logins: authenticated
 ${o.identities ?? ''}
   users:
-    - { name: nancy, addresses: [nancy@example.test]${pw(USERS.nancy)} }
-    - { name: bob, addresses: [bob@example.test]${pw(USERS.bob)} }
+    - { name: nancy, addresses: [nancy@example.test]${pw('nancy')} }
+    - { name: bob, addresses: [bob@example.test]${pw('bob')} }
 connectors:
   - { name: Client, usage: client, bindings: ["127.0.0.1:${ports.client}"], basic_auth_mechanisms: [PLAIN, LOGIN], max_message_size: 64KB, max_recipients_per_message: 3, max_logon_failures: 2${o.client === undefined ? '' : `, ${o.client}`} }
   - { name: Smtps, usage: client, bindings: ["127.0.0.1:${ports.smtps}"], implicit_tls: true, basic_auth_mechanisms: [PLAIN, LOGIN] }

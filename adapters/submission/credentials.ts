@@ -14,6 +14,7 @@
  *
  * Passwords are never logged, stored beyond the call, or put in a result.
  */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../../engine/config/types.js';
 import { asciiLower } from '../../engine/util.js';
 import { DovecotAuthClient, type DovecotAuthOptions } from './dovecot-auth.js';
@@ -53,6 +54,44 @@ export interface CredentialStoreOptions {
   readonly dovecot?: Omit<DovecotAuthOptions, 'address'>;
   /** Told about passwd-file lines that were skipped (the messages name users, never hashes). */
   readonly onIssue?: (issue: PasswdIssue) => void;
+  /**
+   * How long a successful verification against a local hash is remembered (Dovecot's
+   * auth_cache_ttl): a client that reconnects per message (most MUAs) is not made to pay a
+   * deliberately slow hash each time. Only successes are kept, as a keyed HMAC of the password
+   * under a per-process random key, never the password. 0 turns it off. Default 60 s.
+   */
+  readonly cacheTtlMs?: number;
+}
+
+/** Most remembered successes (Dovecot auth_cache_size is bytes; this is entries). */
+const CACHE_ENTRIES = 10_000;
+
+/** Recently verified (hash, login, password) triples, as HMACs. */
+class SuccessCache {
+  private readonly key = randomBytes(32);
+  private readonly entries = new Map<string, { readonly mac: Buffer; readonly until: number }>();
+
+  constructor(private readonly ttlMs: number) {}
+
+  private mac(encoded: string, password: string): Buffer {
+    return createHmac('sha256', this.key).update(encoded).update('\0').update(password).digest();
+  }
+
+  has(id: string, encoded: string, password: string): boolean {
+    const e = this.entries.get(id);
+    if (e === undefined) return false;
+    if (e.until < Date.now()) {
+      this.entries.delete(id);
+      return false;
+    }
+    return timingSafeEqual(e.mac, this.mac(encoded, password));
+  }
+
+  add(id: string, encoded: string, password: string): void {
+    if (this.ttlMs <= 0) return;
+    if (this.entries.size >= CACHE_ENTRIES) this.entries.delete(this.entries.keys().next().value as string);
+    this.entries.set(id, { mac: this.mac(encoded, password), until: Date.now() + this.ttlMs });
+  }
 }
 
 /** The credential back ends of one configuration. Immutable; build a new one to reload. */
@@ -61,6 +100,7 @@ export class CredentialStore {
     private readonly hashes: ReadonlyMap<string, PasswordHash>,
     private readonly passwd: ReadonlyMap<string, PasswdEntry>,
     private readonly dovecot: DovecotAuthClient | undefined,
+    private readonly cache: SuccessCache,
   ) {}
 
   /**
@@ -83,7 +123,7 @@ export class CredentialStore {
       passwd = file.entries;
     }
     const dovecot = config.dovecotAuth === undefined ? undefined : new DovecotAuthClient({ ...options.dovecot, address: config.dovecotAuth });
-    return new CredentialStore(hashes, passwd, dovecot);
+    return new CredentialStore(hashes, passwd, dovecot, new SuccessCache(options.cacheTtlMs ?? 60_000));
   }
 
   /** Whether any back end is configured (without one, every AUTH fails). */
@@ -100,10 +140,10 @@ export class CredentialStore {
     }
     try {
       const configured = this.hashes.get(asciiLower(req.username));
-      if (configured !== undefined) return await verified(configured, req, 'config');
+      if (configured !== undefined) return await this.verified(configured, req, 'config');
       const entry = this.passwd.get(req.username) ?? this.passwd.get(asciiLower(req.username));
       if (entry !== undefined) {
-        const r = await verified(entry.hash, req, 'passwd-file');
+        const r = await this.verified(entry.hash, req, 'passwd-file');
         if (r.result === 'success' && entry.disabled !== undefined) return { result: 'failure', reason: `account disabled (${entry.disabled.reason})`, backend: 'passwd-file' };
         return r.result === 'success' ? { ...r, user: entry.user } : r;
       }
@@ -132,12 +172,19 @@ export class CredentialStore {
     return { result: 'tempfail', reason: r.reason, backend: 'dovecot' };
   }
 
+  private async verified(hash: PasswordHash, req: CredentialRequest, backend: Backend): Promise<CredentialResult> {
+    const id = `${backend}\0${asciiLower(req.username)}`;
+    const encoded = hash.encoded;
+    if (this.cache.has(id, encoded, req.password)) return { result: 'success', user: req.username, backend };
+    if (!(await verifyPassword(hash, req.password))) return { result: 'failure', reason: 'wrong password', backend };
+    this.cache.add(id, encoded, req.password);
+    return { result: 'success', user: req.username, backend };
+  }
+
   /** Closes the Dovecot connection, if any. */
   close(): void {
     this.dovecot?.close();
   }
 }
 
-async function verified(hash: PasswordHash, req: CredentialRequest, backend: Backend): Promise<CredentialResult> {
-  return (await verifyPassword(hash, req.password)) ? { result: 'success', user: req.username, backend } : { result: 'failure', reason: 'wrong password', backend };
-}
+

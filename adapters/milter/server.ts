@@ -102,7 +102,8 @@ export class MilterServer {
     const self = new MilterServer(server, address, log);
     let ids = 0;
     server.on('connection', (socket) => {
-      const conn = new Connection(socket, opts, log.child({ conn: ++ids }), () => self.live.delete(conn));
+      const id = ++ids;
+      const conn = new Connection(socket, { ...opts, connectionId: id }, log.child({ conn: id }), () => self.live.delete(conn));
       self.live.add(conn);
     });
     server.on('error', (e) => log.error({ err: e }, 'milter listener error'));
@@ -172,7 +173,7 @@ class Connection {
   private eofSeen = false;
   private ending = false;
 
-  constructor(socket: Socket, opts: MilterServerOptions, log: MilterLogger, onClose: () => void) {
+  constructor(socket: Socket, opts: MilterServerOptions & { readonly connectionId: number }, log: MilterLogger, onClose: () => void) {
     this.socket = socket;
     this.log = log;
     this.writeTimeoutMs = opts.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;

@@ -10,7 +10,7 @@ import { MilterServerError, MilterUsageError } from '../../adapters/milter/error
 import { formatListen } from '../../adapters/milter/listen.js';
 import { MilterServer, type MilterServerOptions } from '../../adapters/milter/server.js';
 import { encodeCommand } from '../../adapters/milter/commands.js';
-import { MilterClient } from '../helpers/milter-client.js';
+import { MilterClient } from '../../adapters/milter/client.js';
 import { recordingLogger, scriptedHandler, type Call } from './helpers.js';
 
 const started: MilterServer[] = [];

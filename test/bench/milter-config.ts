@@ -13,6 +13,20 @@ import { projectRoot } from '../../engine/bundle.js';
 import { parseConfig } from '../../engine/config/load.js';
 import type { Config } from '../../engine/config/types.js';
 
+/**
+ * The Postfix main.cf milter settings the peers tests and the benchmark run with, as
+ * docs/milter.md gives them (plus `smtpd_milters`, which names the socket). The relay
+ * restrictions are permissive so that the milter sees every RCPT (it can refuse, not grant).
+ */
+export const POSTFIX_MILTER_MAIN = {
+  milter_default_action: 'tempfail',
+  milter_protocol: '6',
+  milter_connect_macros: 'j {daemon_name} {daemon_addr} {daemon_port} {client_addr} {client_port} v _',
+  milter_helo_macros: '{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}',
+  milter_mail_macros: 'i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}',
+  smtpd_relay_restrictions: 'permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination',
+} as const;
+
 /** The example's connector names the tests use. */
 export const NORTHWIND = {
   internet: 'Default Frontend SMTP01',

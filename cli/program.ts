@@ -80,6 +80,16 @@ function createProgram(io: Io, state: State): Command {
 export async function main(argv: readonly string[], io: Io): Promise<number> {
   const state: State = { code: EXIT.ok };
   const program = createProgram(io, state);
+  // Nothing to do, or help for a command that does not exist, is a usage error (exit 2).
+  if (argv.length === 0) {
+    io.stderr.write(program.helpInformation());
+    return EXIT.usage;
+  }
+  const helpFor = argv[0] === 'help' ? argv[1] : undefined;
+  if (helpFor !== undefined && !program.commands.some((c) => c.name() === helpFor)) {
+    io.stderr.write(`mta-policy: unknown command '${helpFor.slice(0, 40)}' (run mta-policy --help for usage)\n`);
+    return EXIT.usage;
+  }
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return state.code;

@@ -1,7 +1,7 @@
 import { certificateDomain, normaliseDomain, parentDomains, parsePath, parseReversePath, type NormalisedAddress } from './address.js';
 import { EngineError } from './errors.js';
 import { addressBits } from './data.js';
-import { canonicalIp, parseIp } from './ip.js';
+import { canonicalIp, isParseFailure, parseHostPort, parseIp } from './ip.js';
 import { fieldKey, unfoldFieldValue } from './header-fields.js';
 import { MAILBOX_LIST_LIMITS, parseMailboxList } from './mailbox.js';
 import type { AuthFacts, ConnectFacts, CounterFacts, Facts, HeaderFacts, Stage, TlsFacts } from './types.js';
@@ -133,34 +133,27 @@ export interface ConnectionInput {
 }
 
 /**
- * `ip:port` or `[v6]:port` (port required), a bare IP (port 0, remote only), or an object.
+ * `ip:port` or `[v6]:port` (engine/ip.ts parseHostPort, the parser the configuration's
+ * bindings use too), a bare IP for the remote end, or an object `{ip, port}`.
  */
 export function parseEndpoint(value: unknown, what: 'local' | 'remote'): { ip: string; port: number } {
-  let ipText: string;
-  let port: number | undefined;
+  let ip: string | null;
+  let port: number | null;
   if (isRecord(value)) {
-    ipText = str(value['ip'], `${what}.ip`);
-    port = value['port'] === undefined ? undefined : count(value['port'], `${what}.port`);
+    ip = canonicalIp(str(value['ip'], `${what}.ip`));
+    if (ip === null) throw bad(`${what}.ip: "${String(value['ip']).slice(0, 64)}" is not an IP address`);
+    port = value['port'] === undefined ? null : count(value['port'], `${what}.port`);
+    if (port !== null && (port < 1 || port > 65535)) throw bad(`${what}.port: ${port} is not a port (1-65535)`);
   } else {
     const text = str(value, what).trim();
-    const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(text);
-    const v4 = /^([0-9.]+):(\d{1,5})$/.exec(text);
-    if (bracketed !== null) {
-      ipText = bracketed[1] ?? '';
-      port = bracketed[2] === undefined ? undefined : Number(bracketed[2]);
-    } else if (v4 !== null) {
-      ipText = v4[1] ?? '';
-      port = Number(v4[2]);
-    } else {
-      ipText = text;
-    }
+    const hp = parseHostPort(text, { portOptional: true });
+    if (isParseFailure(hp)) throw bad(/is not an IP address/.test(hp.error) ? `${what}: "${text.slice(0, 64)}" is not an IP address` : `${what}: ${hp.error}`);
+    ip = hp.text;
+    port = hp.port;
   }
-  const ip = canonicalIp(ipText);
-  if (ip === null) throw bad(`${what}: "${ipText.slice(0, 64)}" is not an IP address`);
-  if (port !== undefined && port > 65535) throw bad(`${what}: port ${port} is out of range`);
   // The local port selects the connector: without it no connector can match, and guessing one
   // (or answering "no connector") would be wrong. It is the adapter's error: a tempfail.
-  if (what === 'local' && (port === undefined || port === 0)) {
+  if (what === 'local' && port === null) {
     throw bad(`local: "${typeof value === 'string' ? value.slice(0, 64) : ip}" has no port (write ip:port; the port selects the connector)`);
   }
   return { ip, port: port ?? 0 };

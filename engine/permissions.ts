@@ -2,7 +2,7 @@ import { INTERNAL_RIGHT, RIGHT, type PermissionGroup, type Right, type WellKnown
 
 /**
  * Exchange's permission groups expanded into allow ACEs per principal
- * (connector-model.md §1.6, Exchange 2016/2019 documentation). A group grants rights to the
+ * (Microsoft Learn, "Receive connectors" → "Receive connector permission groups", Exchange 2016/2019). A group grants rights to the
  * principals it names; a session only benefits when it holds that principal.
  */
 const {

@@ -27,6 +27,16 @@ export function isStage(s: string): s is Stage {
 export const DECISION_KINDS = ['continue', 'accept', 'reject', 'tempfail', 'discard', 'disconnect'] as const;
 export type DecisionKind = (typeof DECISION_KINDS)[number];
 
+/** What each decision kind tells the adapter (the README's table is rendered from this). */
+export const DECISION_KIND_MEANING: Readonly<Record<DecisionKind, string>> = {
+  continue: 'this stage passes (CONNECT to end of headers)',
+  accept: 'end of message: the message is accepted (apply the header actions, hand it on)',
+  reject: 'refuse with the 5xx reply',
+  tempfail: 'refuse with the 4xx reply',
+  discard: 'accept and drop the message (MAIL FROM and later)',
+  disconnect: 'send the reply, then close the connection',
+};
+
 export interface ClientCertFacts {
   /** The certificate chain verified against the trusted CAs. */
   readonly verified: boolean;

@@ -3,7 +3,7 @@
  * command byte) + `char cmd` + `len − 1` data bytes. Pure and total: the decoder accepts any
  * chunking of any byte stream, never throws, and never holds more than
  * `MILTER_LEN_BYTES + maxFrameLength` bytes — the length field is checked before anything is
- * allocated for it (the go-milter `make([]byte, length)` bug, style.md §10 rule 3).
+ * allocated for it (never `make([]byte, length)` from an untrusted length, then index it).
  */
 import { MILTER_LEN_BYTES, MILTER_MDS_1M, commandName } from './constants.js';
 import { MilterProtocolError, MilterUsageError } from './errors.js';

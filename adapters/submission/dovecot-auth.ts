@@ -1,5 +1,5 @@
 /**
- * Dovecot auth client (submission.md §3.1; Dovecot `doc/auth-protocol.txt` v1.1 and
+ * Dovecot auth client (Dovecot `doc/auth-protocol.txt` v1.1 and
  * `docs/developers/design/auth_protocol.md` v1.3): one persistent connection to the auth-client
  * socket, requests multiplexed by id (replies arrive out of order), reconnecting lazily after a
  * failure. Anything short of a clear OK or FAIL — Dovecot down, slow, or speaking garbage — is a
@@ -37,7 +37,7 @@ export interface DovecotAuthRequest {
   readonly password: string;
   /** SASL authzid (act as this user), if the client sent one. */
   readonly authzid?: string;
-  /** Client IP: Dovecot's per-IP failure penalty needs it (submission.md §3.1: always send rip). */
+  /** Client IP: Dovecot's per-IP failure penalty needs it (Dovecot auth-protocol.txt: always send rip). */
   readonly remoteIp: string;
   readonly remotePort?: number;
   readonly localIp?: string;
@@ -141,7 +141,7 @@ export class DovecotAuthClient {
       return tempfail(e instanceof Error ? e.message : String(e));
     }
     if (conn.pending.size >= this.opts.maxPending) return tempfail('too many authentication requests in flight');
-    // Only announced mechanisms: Dovecot drops the connection on any other (submission.md §3.1).
+    // Only announced mechanisms: Dovecot drops the connection on any other (Dovecot auth-protocol.txt).
     const mech = conn.mechs.has('PLAIN') ? 'PLAIN' : conn.mechs.has('LOGIN') ? 'LOGIN' : undefined;
     if (mech === undefined) return tempfail(`Dovecot offers neither PLAIN nor LOGIN (${[...conn.mechs].join(' ')})`);
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;

@@ -3,7 +3,7 @@
  * https://cr.yp.to/proto/maildir.html): write `tmp/<unique>`, fsync it, rename it into
  * `new/`, fsync `new/`, and only then report success. A crash at any point leaves either
  * nothing or a stray file in `tmp/` (which readers ignore), never a partial message in `new/`.
- * This is what lets the listener answer 250 (submission.md §2.1, RFC 5321 §6.1).
+ * This is what lets the listener answer 250 (RFC 5321 §6.1: a 250 takes responsibility for the message).
  *
  * The message is streamed: one chunk is held at a time and the source is read only as fast as
  * the disk takes it.

@@ -1,5 +1,5 @@
 /**
- * SMTP/LMTP client for proxy semantics (issue 7 "Forwarding without loss"; submission.md §2.4 A):
+ * SMTP/LMTP client for proxy semantics (Postfix SMTPD_PROXY_README before-queue proxy semantics):
  * the listener opens the next hop's transaction when its client's starts, passes each RCPT
  * through as it arrives and mirrors the reply, streams DATA, and answers the client 250 only on
  * the next hop's own 2xx. No pipelining (as Postfix's smtpd_proxy_filter), one command at a time.

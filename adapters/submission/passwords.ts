@@ -5,7 +5,7 @@
  * Accepted: ARGON2ID / ARGON2I (PHC string, RFC 9106), BLF-CRYPT (bcrypt `$2a$`/`$2b$`/`$2y$`),
  * SHA512-CRYPT / SHA256-CRYPT (Drepper's SHA-crypt `$6$`/`$5$`), and `{CRYPT}` or no prefix when
  * the string is one of those crypt forms (Dovecot's passwd-file default scheme is CRYPT).
- * Everything else is refused with the reason (submission.md §3.4).
+ * Everything else is refused with the reason (Dovecot "Password schemes" documentation).
  *
  * Cost limits: a hash string is configuration, and a cost parameter in it decides how much CPU
  * and memory every login attempt for that user burns — attempts an unauthenticated client can

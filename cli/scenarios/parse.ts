@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair } from 'yaml';
-import { ConfigError, type ConfigIssue } from '../../engine/errors.js';
+import { Issues } from '../../engine/config/issues.js';
+import { readTextFile, readYaml, toPlain, type YNode, type YPair } from '../../engine/config/yaml.js';
+import { ConfigError } from '../../engine/errors.js';
 import { DECISION_KINDS, type AuthFacts, type DecisionKind, type Facts, type HeaderFacts } from '../../engine/types.js';
 
 /**
@@ -72,53 +72,61 @@ const MESSAGE_KEYS = ['mail_from', 'mail_params', 'rcpt_to', 'headers', 'message
 const TX_KEYS = [...MESSAGE_KEYS, 'rset'];
 const TLS_KEYS = ['version', 'cipher', 'client_cert'];
 const CERT_KEYS = ['verified', 'subject', 'issuer', 'san_dns'];
-const AUTH_KEYS = ['mechanism', 'user', 'result'];
+const AUTH_KEYS = ['mechanism', 'user', 'result', 'by_mta'];
 const COUNTER_KEYS = ['logon_failures', 'connections_from_source', 'connections_total', 'messages_last_minute'];
 const STAGE_EXPECT_KEYS = ['connector', 'connect', 'ehlo', 'auth', 'mail', 'rcpt', 'headers', 'eom', 'transactions'];
 const TX_EXPECT_KEYS = ['mail', 'rcpt', 'headers', 'eom'];
 
 type Json = Record<string, unknown>;
 
+const isMap = (n: unknown): n is Extract<YNode, { kind: 'map' }> => (n as YNode | undefined)?.kind === 'map';
+const isSeq = (n: unknown): n is Extract<YNode, { kind: 'seq' }> => (n as YNode | undefined)?.kind === 'seq';
+const isScalar = (n: unknown): n is Extract<YNode, { kind: 'scalar' }> => (n as YNode | undefined)?.kind === 'scalar';
+
+/** Issues against the positioned YAML nodes (engine/config/yaml.ts, the reader the configuration uses). */
 class Reader {
-  readonly issues: ConfigIssue[] = [];
   constructor(
     readonly file: string,
-    private readonly lines: LineCounter,
+    readonly issues: Issues,
+    private readonly position: (offset: number) => { readonly line: number; readonly column: number },
   ) {}
 
-  lineOf(node: unknown): { line?: number; column?: number } {
-    const range = (node as Node | undefined)?.range;
-    if (range === undefined || range === null) return {};
-    const pos = this.lines.linePos(range[0]);
-    return { line: pos.line, column: pos.col };
+  lineOf(node: unknown): { line?: number } {
+    const offset = (node as YNode | undefined)?.offset;
+    return offset === undefined ? {} : { line: this.position(offset).line };
   }
 
   issue(node: unknown, path: string, message: string, fix?: string): void {
-    this.issues.push({ file: this.file, path, message, ...this.lineOf(node), ...(fix === undefined ? {} : { fix }) });
+    this.issues.add({ path: [], pathText: path, offset: (node as YNode | YPair | undefined) === undefined ? undefined : offsetOf(node) }, message, fix);
   }
 
   /** A mapping whose keys must all be in `allowed`; returns its pairs (empty when not a mapping). */
-  mapping(node: unknown, path: string, allowed: readonly string[], what: string): Pair[] {
+  mapping(node: unknown, path: string, allowed: readonly string[], what: string): YPair[] {
     if (!isMap(node)) {
       this.issue(node, path, `${what} must be a mapping`);
       return [];
     }
-    const out: Pair[] = [];
-    for (const pair of node.items) {
-      const key = isScalar(pair.key) ? String(pair.key.value) : '';
-      if (!allowed.includes(key)) this.issue(pair.key, join(path, key), `unknown key "${key}"`, `use one of ${allowed.join(', ')}`);
+    const out: YPair[] = [];
+    for (const pair of node.pairs) {
+      if (!allowed.includes(pair.key)) this.issue(pair, join(path, pair.key), `unknown key "${pair.key}"`, `use one of ${allowed.join(', ')}`);
       else out.push(pair);
     }
     return out;
   }
 }
 
+function offsetOf(node: unknown): number | undefined {
+  const n = node as { keyOffset?: number; offset?: number };
+  return n.keyOffset ?? n.offset;
+}
+
 function join(base: string, key: string | number): string {
   return typeof key === 'number' ? `${base}[${key}]` : base === '' ? key : `${base}.${key}`;
 }
 
-const keyOf = (pair: Pair): string => (isScalar(pair.key) ? String(pair.key.value) : '');
-const toJs = (node: unknown): unknown => (node as Node | null)?.toJSON() ?? null;
+const keyOf = (pair: YPair): string => pair.key;
+const toJs = (node: YNode): unknown => toPlain(node);
+const isNull = (n: YNode): boolean => isScalar(n) && n.value === null;
 
 /** Check a session mapping (defaults or a case) and return it as plain data. */
 function readSession(r: Reader, node: unknown, path: string): Json {
@@ -127,9 +135,9 @@ function readSession(r: Reader, node: unknown, path: string): Json {
     const key = keyOf(pair);
     const p = join(path, key);
     const v = pair.value;
-    if (key === 'tls' && v !== null && !(isScalar(v) && v.value === null)) {
+    if (key === 'tls' && !isNull(v)) {
       for (const t of r.mapping(v, p, TLS_KEYS, 'tls')) {
-        if (keyOf(t) === 'client_cert' && !(isScalar(t.value) && t.value.value === null)) r.mapping(t.value, join(p, 'client_cert'), CERT_KEYS, 'client_cert');
+        if (keyOf(t) === 'client_cert' && !isNull(t.value)) r.mapping(t.value, join(p, 'client_cert'), CERT_KEYS, 'client_cert');
       }
     } else if (key === 'auth') {
       const items = isSeq(v) ? v.items : [v];
@@ -149,7 +157,7 @@ function readSession(r: Reader, node: unknown, path: string): Json {
 
 function readExpectation(r: Reader, node: unknown, path: string): StageExpectation | undefined {
   const pairs = r.mapping(node, path, EXPECT_KEYS, 'an expectation like { decision: reject, code: 550 }');
-  if (isMap(node) && node.items.length === 0) {
+  if (isMap(node) && node.pairs.length === 0) {
     r.issue(node, path, 'this expectation asserts nothing', `give at least one of ${EXPECT_KEYS.join(', ')}`);
     return undefined;
   }
@@ -177,9 +185,10 @@ function readRcptExpectations(r: Reader, node: unknown, path: string, rcptTo: re
     r.issue(node, path, 'rcpt maps each recipient, as written in rcpt_to, to its expectation');
     return out;
   }
-  for (const rp of node.items) {
+  if (node.pairs.length === 0) r.issue(node, path, 'this expectation asserts nothing', 'map at least one recipient to an expectation');
+  for (const rp of node.pairs) {
     const addr = keyOf(rp);
-    if (!rcptTo.includes(addr)) r.issue(rp.key, join(path, addr), `"${addr}" is not in ${where}`, `use the recipient exactly as written in ${where}`);
+    if (!rcptTo.includes(addr)) r.issue(rp, join(path, addr), `"${addr}" is not in ${where}`, `use the recipient exactly as written in ${where}`);
     const e = readExpectation(r, rp.value, join(path, addr));
     if (e !== undefined) out[addr] = e;
   }
@@ -188,6 +197,7 @@ function readRcptExpectations(r: Reader, node: unknown, path: string, rcptTo: re
 
 function readTxExpectation(r: Reader, node: unknown, path: string, tx: ScenarioTransaction | undefined): TransactionExpectation {
   const out: { mail?: StageExpectation; rcpt: Record<string, StageExpectation>; headers?: StageExpectation; eom?: StageExpectation } = { rcpt: {} };
+  if (isMap(node) && node.pairs.length === 0) r.issue(node, path, 'this transaction expectation asserts nothing', `give at least one of ${TX_EXPECT_KEYS.join(', ')}`);
   for (const pair of r.mapping(node, path, TX_EXPECT_KEYS, 'a transaction expectation')) {
     const key = keyOf(pair) as 'mail' | 'rcpt' | 'headers' | 'eom';
     if (key === 'rcpt') out.rcpt = readRcptExpectations(r, pair.value, join(path, key), tx?.rcpt_to ?? [], "this transaction's rcpt_to");
@@ -209,7 +219,7 @@ function transactions(s: Json): ScenarioTransaction[] {
 
 function readCase(r: Reader, node: unknown, index: number, defaults: Json): Scenario | undefined {
   const path = `cases[${index}]`;
-  const before = r.issues.length;
+  const before = r.issues.list.length;
   const pairs = r.mapping(node, path, ['name', 'session', 'expect'], 'a case (name, session, expect)');
   const get = (k: string): unknown => pairs.find((p) => keyOf(p) === k)?.value;
   const nameNode = get('name');
@@ -229,8 +239,8 @@ function readCase(r: Reader, node: unknown, index: number, defaults: Json): Scen
   if (expectNode === undefined) r.issue(node, join(path, 'expect'), 'every case needs an expect mapping');
   const ep = join(path, 'expect');
   const expectPairs = r.mapping(expectNode, ep, STAGE_EXPECT_KEYS, 'expect');
-  if (isMap(expectNode) && expectNode.items.length === 0) r.issue(expectNode, ep, 'this case asserts nothing', 'expect at least one stage or the connector');
-  const shorthand: Json = {};
+  if (isMap(expectNode) && expectNode.pairs.length === 0) r.issue(expectNode, ep, 'this case asserts nothing', 'expect at least one stage or the connector');
+  const shorthand: Record<string, YNode> = {};
   for (const pair of expectPairs) {
     const key = keyOf(pair);
     const p = join(ep, key);
@@ -269,7 +279,7 @@ function readCase(r: Reader, node: unknown, index: number, defaults: Json): Scen
       expect.transactions = [tx];
     }
   }
-  if (r.issues.length > before) return undefined;
+  if (r.issues.list.length > before) return undefined;
   return {
     name: name as string,
     file: r.file,
@@ -289,20 +299,17 @@ function readCase(r: Reader, node: unknown, index: number, defaults: Json): Scen
 
 /** Parse a scenario file; every problem is reported with file, line and key path. */
 export function parseScenarios(text: string, file: string): Scenario[] {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  const r = new Reader(file, lines);
-  for (const e of doc.errors) {
-    const pos = lines.linePos(e.pos[0]);
-    r.issues.push({ file, path: '', message: e.message.split('\n')[0]?.slice(0, 160) ?? 'YAML error', line: pos.line, column: pos.col });
-  }
-  if (r.issues.length > 0) throw new ConfigError(r.issues);
-  const root = doc.contents;
+  const doc = readYaml(text, file);
+  const issues = new Issues(file, doc.position);
+  issues.list.push(...doc.issues);
+  if (doc.root === null || doc.issues.length > 0) throw issues.error();
+  const r = new Reader(file, issues, doc.position);
+  const root = doc.root;
   const pairs = r.mapping(root, '', ['defaults', 'cases'], 'a scenario file (defaults, cases)');
   const casesNode = pairs.find((p) => keyOf(p) === 'cases')?.value;
   if (!isSeq(casesNode)) {
     r.issue(root, 'cases', 'a scenario file is a mapping with a `cases:` list', 'see README, "Scenario files"');
-    throw new ConfigError(r.issues);
+    throw issues.error();
   }
   const defaultsNode = pairs.find((p) => keyOf(p) === 'defaults')?.value;
   let defaults: Json = {};
@@ -316,22 +323,12 @@ export function parseScenarios(text: string, file: string): Scenario[] {
     const c = readCase(r, item, i, defaults);
     if (c !== undefined) out.push(c);
   });
-  if (out.length === 0 && r.issues.length === 0) r.issue(casesNode, 'cases', 'the file has no cases');
-  if (r.issues.length > 0) throw new ConfigError(r.issues);
+  if (out.length === 0 && issues.list.length === 0) r.issue(casesNode, 'cases', 'the file has no cases');
+  if (issues.list.length > 0) throw issues.error();
   return out;
 }
 
-/** Files larger than this are refused rather than read. */
-const MAX_SCENARIO_BYTES = 8 * 1024 * 1024;
-
 export async function loadScenarios(file: string): Promise<Scenario[]> {
-  let text: string;
-  try {
-    const buf = await readFile(file);
-    if (buf.byteLength > MAX_SCENARIO_BYTES) throw Object.assign(new Error('too large'), { code: `larger than ${MAX_SCENARIO_BYTES} bytes` });
-    text = buf.toString('utf8');
-  } catch (e) {
-    throw new ConfigError([{ file, path: '', message: `cannot read scenario file (${(e as NodeJS.ErrnoException).code ?? String(e)})` }]);
-  }
-  return parseScenarios(text, file);
+  await Promise.resolve();
+  return parseScenarios(readTextFile(file, 'the scenario file'), file);
 }

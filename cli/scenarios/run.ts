@@ -70,6 +70,11 @@ export async function runScenario(engine: Engine, s: ScenarioSession): Promise<S
     run.ehlo = await session.helo(s.helo ?? '');
     if (ends(run.ehlo)) return result();
     for (const attempt of s.auth) {
+      // AUTH the MTA ran (milter mode): no AUTH decision; the policy judges it at MAIL.
+      if (attempt.by_mta === true) {
+        session.mtaAuthenticated(attempt);
+        break;
+      }
       const d = await session.auth(attempt);
       auth.push(d);
       if (d.decision === 'disconnect') return result();

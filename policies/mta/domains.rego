@@ -26,7 +26,7 @@ foreign_literal(address) if {
 }
 
 # Addresses whose real destination depends on how a downstream hop interprets them
-# (connector-model.md §4): source routes, %-hack, bang paths, quoted @, several @, or a
+# (RFC 5321 §3.6.1, and why Exim and Postfix refuse them too): source routes, %-hack, bang paths, quoted @, several @, or a
 # literal that is not ours. Refused without Accept-Any-Recipient.
 routed(address) if address.routing.source_route
 

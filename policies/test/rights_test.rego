@@ -1,6 +1,6 @@
 package mta_test
 
-# --- permission groups -> rights, exactly per Exchange's table (connector-model.md §1.6) ---------
+# --- permission groups -> rights, exactly per Exchange's table (Microsoft Learn, "Receive connector permission groups") ---------
 
 submit := "ms-Exch-SMTP-Submit"
 

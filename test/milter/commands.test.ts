@@ -16,7 +16,7 @@ const VECTORS: [string, string, MilterCommand][] = [
   ['MACRO unknown stage byte', '00000002 44 5a', { kind: 'macro', stage: 0x5a, macros: [] }],
   ['MACRO empty value', p(`44 52 ${s('{x}')}${s('')}${s('i')}${s('')}`), { kind: 'macro', stage: 0x52, macros: [['{x}', ''], ['i', '']] }],
   [
-    'CONNECT IPv4 (Postfix, milter-protocol.md §5)',
+    'CONNECT IPv4 (Postfix, observed Postfix trace)',
     '00000018 43 6c6f63616c686f737400 34 d586 3132372e302e302e3100',
     { kind: 'connect', hostname: 'localhost', family: 'inet', port: 54662, address: '127.0.0.1' },
   ],

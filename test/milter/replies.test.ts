@@ -12,7 +12,7 @@ import { hex } from './helpers.js';
 const s = (t: string): string => Buffer.from(`${t}\0`).toString('hex');
 const p = (body: string): string => `${hex(body).length.toString(16).padStart(8, '0')} ${body}`;
 
-/** [name, reply, wire]; the §5 entries are byte-exact packets from milter-protocol.md. */
+/** [name, reply, wire]; the trace entries are byte-exact packets Postfix and Sendmail sent (test/fixtures/milter/). */
 const VECTORS: [string, MilterReply, string][] = [
   ['CONTINUE', { kind: 'continue' }, '00000001 63'],
   ['ACCEPT', { kind: 'accept' }, '00000001 61'],

@@ -1,5 +1,5 @@
 /**
- * A minimal Dovecot auth-client (protocol v1.2, submission.md §3.1): handshake, then one AUTH
+ * A minimal Dovecot auth-client (protocol v1.2, Dovecot auth-protocol.txt): handshake, then one AUTH
  * PLAIN. It proves a private Dovecot answers; it is not the project's client (that one lives in
  * the submission adapter and handles multiplexing, CONT, reconnects and timeouts properly).
  */

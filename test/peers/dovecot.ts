@@ -2,7 +2,7 @@
  * A private Dovecot: its own base_dir, state_dir, log and passwd-file under a run directory, an
  * auth-client socket (and optionally an inet auth listener) for SASL, and an LMTP listener
  * (unix socket and 127.0.0.1 port) delivering into per-user Maildirs. `dovecot -F` runs in the
- * foreground as a child of this process. Recipe: /work/shared/reference/submission.md §3.1.
+ * foreground as a child of this process. Recipe: scripts/peers/README.md.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -72,7 +72,7 @@ export async function dovecotHash(password: string, scheme = 'SHA512-CRYPT'): Pr
 function conf(dir: string, o: DovecotOptions, authPort: number | undefined, lmtpPort: number | undefined): string {
   const lmtp = o.lmtp ?? true;
   const authInet = authPort === undefined ? '' : `  inet_listener {\n    address = 127.0.0.1\n    port = ${authPort}\n  }\n`;
-  // Blocks must be multi-line and `listen` non-empty (submission.md §3.1 pitfalls).
+  // Blocks must be multi-line and `listen` non-empty (Dovecot config pitfalls, scripts/peers/README.md).
   return `base_dir = ${dir}/run
 state_dir = ${dir}/state
 instance_name = mta-policy-${dir.slice(-6)}

@@ -3,7 +3,7 @@
  * directory, smtpd listeners on free 127.0.0.1 ports, and `master` run in the foreground as a
  * child of this process (never `postfix start`, which would daemonize). Other Postfix instances
  * on the host, including the system one, are not touched: every command gets `-c <our dir>`.
- * Recipe: /work/shared/reference/milter-protocol.md §7.1; see scripts/peers/README.md.
+ * Recipe: scripts/peers/README.md.
  */
 import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';

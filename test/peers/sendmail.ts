@@ -3,7 +3,7 @@
  * `ensure_sendmail`; Postfix stays the system MTA). A private `.cf` is built with m4 from a `.mc`
  * written here, and Sendmail runs inside `unshare -mu` with a private /etc/hosts, a resolv.conf
  * pointing at 127.0.0.1 and its own hostname: without that it hangs resolving its own name on a
- * machine without working DNS (milter-protocol.md §7.2). Mail is queued (`-odq`, inspect with
+ * machine without working DNS (scripts/peers/README.md). Mail is queued (`-odq`, inspect with
  * {@link SendmailInstance.queue}) or relayed to a smart host on 127.0.0.1.
  */
 import { existsSync } from 'node:fs';

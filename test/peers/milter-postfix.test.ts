@@ -23,6 +23,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startMilter } from '../../adapters/milter/enforce.js';
+import { DAEMON_MACROS_HINT } from '../../adapters/milter/facts.js';
 import type { MilterServer } from '../../adapters/milter/server.js';
 import { MemoryCounters, type Counters } from '../../engine/counters.js';
 import { Engine } from '../../engine/engine.js';
@@ -30,12 +31,13 @@ import { NORTHWIND, POSTFIX_MILTER_MAIN, northwindConfig, northwindText } from '
 import { spawnMilterProcess, type MilterProcess } from '../bench/milter-process.js';
 import { docPostfixServices } from '../bench/mta-integration-doc.js';
 import { recordingLogger, type LogLine } from '../milter/helpers.js';
-import { PeerStack, SmtpDialog, makeRunDir, startDovecot, startPostfix, smtpSink, swaks, type PostfixInstance, type SmtpSink } from './harness.js';
+import { PeerStack, SmtpDialog, makeRunDir, runCommand, startDovecot, startPostfix, smtpSink, swaks, withPostfix, type PostfixInstance, type SmtpSink } from './harness.js';
 import { removeRunDir } from './proc.js';
 import { describePeers } from './skip.js';
 
 const NANCY = { user: 'nancy', password: 'nancy-secret' };
 const peers = new PeerStack();
+const port = (m: MilterServer): number => (m.address.transport === 'inet' ? m.address.port : 0);
 const decisions: LogLine[] = [];
 const milterLog = recordingLogger();
 let engine: Engine;
@@ -62,7 +64,6 @@ describePeers('peers: Postfix 3.7 with mta-policy as its milter', ['postfix', 's
     const broken = await Engine.create({ config: northwindConfig(), counters: failing });
     const brokenMilter = await startMilter(broken, { listen: 'inet:0@127.0.0.1', logger: recordingLogger() });
     peers.add({ stop: () => brokenMilter.close(1_000) });
-    const port = (m: MilterServer): number => (m.address.transport === 'inet' ? m.address.port : 0);
     const runDir = await makeRunDir('milter-process');
     peers.add({ stop: async () => removeRunDir(runDir) });
     const socket = join(runDir, 'milter.sock');
@@ -169,6 +170,22 @@ describePeers('peers: Postfix 3.7 with mta-policy as its milter', ['postfix', 's
     const r = await swaks({ server: `127.0.0.1:${pf.ports['broken']}`, from: 'nancy@northwind.test', to: 'customer@example.test' });
     expect(r.code).not.toBe(0);
     expect(replies(r)).toMatch(/^451 4\.3\.0 Temporary policy failure, try again later$/m);
+  });
+
+  it('why non_smtpd_milters stays empty: local submissions reach the milter without a listener and are held with a 4xx, logged with the hint', async () => {
+    const before = milterLog.lines.length;
+    await withPostfix({ main: { ...POSTFIX_MILTER_MAIN, non_smtpd_milters: `inet:127.0.0.1:${port(milter)}` } }, async (local) => {
+      const mark = local.logOffset();
+      // Postfix's sendmail(1) (the postfix package's /usr/sbin/sendmail) → pickup → cleanup → milter.
+      const r = await runCommand('/usr/sbin/sendmail', ['-C', local.configDir, '-f', 'root@mx.postfix.test', 'nancy@northwind.test'], {
+        input: 'Subject: local\n\nhello\n', env: { ...process.env, MAIL_CONFIG: local.configDir }, timeoutMs: 10_000,
+      });
+      expect(r.code, r.stderr).toBe(0);
+      expect(await local.waitForLog(/milter-reject: CONNECT from localhost\[127\.0\.0\.1\]: 4\.3\.0 /, 10_000, mark)).toBeTruthy();
+    });
+    const missing = milterLog.lines.slice(before).filter((l) => l.obj['code'] === 'MILTER_MACROS_MISSING');
+    expect(missing.length).toBeGreaterThanOrEqual(1);
+    expect(missing[0]?.msg).toContain(DAEMON_MACROS_HINT);
   });
 
   it('with the mta-policy process killed, Postfix tempfails (milter_default_action = tempfail), also mid-session', async () => {

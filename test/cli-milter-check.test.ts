@@ -108,6 +108,9 @@ describe('mta-policy milter-check', () => {
     expect(notJson.err).toMatch(/not valid JSON/);
     const badRcpt = await check({ local: '192.0.2.10:25', remote: '198.51.100.7', rcpt_to: [1] });
     expect(badRcpt.err).toMatch(/rcpt_to must be an address or a list/);
+    const badSize = await check({ local: '192.0.2.10:25', remote: '198.51.100.7', message_size: -1 });
+    expect(badSize).toMatchObject({ code: 2 });
+    expect(badSize.err).toMatch(/message_size must be a byte count/);
     const badAddress = await check({ local: '192.0.2.10:25', remote: '198.51.100.7' }, 'inet:99999@127.0.0.1');
     expect(badAddress.code).toBe(2);
     expect(badAddress.err).toMatch(/^mta-policy: invalid milter listen address "inet:99999@127\.0\.0\.1"/);

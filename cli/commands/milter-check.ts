@@ -62,6 +62,8 @@ export function conversation(facts: Facts, file: string): Conversation {
   const rcpts = facts.rcpt_to === undefined ? [] : Array.isArray(facts.rcpt_to) ? (facts.rcpt_to as unknown[]) : [facts.rcpt_to];
   if (!rcpts.every((r): r is string => typeof r === 'string')) throw bad('rcpt_to must be an address or a list of addresses');
   if (facts.mail_from !== undefined && typeof facts.mail_from !== 'string') throw bad('mail_from must be a string');
+  if (facts.helo !== undefined && typeof facts.helo !== 'string') throw bad('helo must be a string');
+  if (facts.message_size !== undefined && !(Number.isInteger(facts.message_size) && facts.message_size >= 0)) throw bad('message_size must be a byte count');
   const tls = tlsMacros(facts.tls);
   const auth = authMacros(facts.auth);
   const mailArgs = facts.mail_from === undefined ? undefined : [angle(facts.mail_from), ...Object.entries(facts.mail_params ?? {}).map(([k, v]) => (v === true || v === null ? k : `${k}=${String(v)}`))];

@@ -17,12 +17,13 @@
  *                  (median of ROUNDS); "added" is that minus the no-milter figure
  *    smtp-source exits non-zero on any reply it did not expect, so every message counted was
  *    accepted by each milter — for mta-policy, after every policy stage and its header edits.
- * 2. Memory: RSS of the mta-policy milter process with CONCURRENT milter connections open at
- *    once, each an SMTP session in the middle of a message (negotiated, connected, HELO, MAIL,
- *    RCPT, headers sent), driven by the in-repo MTA-side client with distinct client addresses.
+ * 2. Memory: RSS of a fresh mta-policy milter process (not the one the runs above filled with
+ *    garbage not yet collected), idle and with CONCURRENT milter connections open at once, each
+ *    an SMTP session in the middle of a message (negotiated, connected, HELO, MAIL, RCPT,
+ *    headers sent), driven by the in-repo MTA-side client with distinct client addresses.
  *
  * Bounded: fixed counts, every smtp-source run killed after 120 s. Options: --quick (fewer
- * messages and rounds), --json FILE.
+ * messages and rounds), --memory (only part 2), --json FILE.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -34,7 +35,7 @@ import { NORTHWIND, POSTFIX_MILTER_MAIN, northwindText } from './milter-config.j
 import { spawnMilterProcess, type MilterProcess } from './milter-process.js';
 import { startPassthroughMilter } from './peers/passthrough-milter.js';
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { quick: { type: 'boolean' }, memory: { type: 'boolean' }, json: { type: 'string' } } });
 const QUICK = args.quick === true;
 const SESSIONS = 10;
 const MESSAGES = QUICK ? 300 : 2000;
@@ -122,45 +123,54 @@ async function main(): Promise<void> {
     const ports = SETUPS.map((s) => `127.0.0.1:${pf.ports[s]}`);
     const config = join(dir, 'mta-policy.yaml');
     await writeFile(config, northwindText({ [NORTHWIND.internet]: { bindings: ports } }));
-    const mtapInet = peers.add(wrap(await spawnMilterProcess({ config, listen: `inet:${mtapInetPort}@127.0.0.1`, log: join(dir, 'inet.log') })));
-    const mtapUnix = peers.add(wrap(await spawnMilterProcess({ config, listen: `unix:${socket}`, log: join(dir, 'unix.log'), socketMode: 0o666 })));
-    const inetPort = /^inet:(\d+)@/.exec(mtapInet.p.listen)?.[1];
+    const mtapInet = peers.add(wrap(await spawnMilterProcess({ config, listen: `inet:${mtapInetPort}@127.0.0.1`, log: join(dir, 'inet.log') }))).p;
+    peers.add(wrap(await spawnMilterProcess({ config, listen: `unix:${socket}`, log: join(dir, 'unix.log'), socketMode: 0o666 })));
+    const inetPort = /^inet:(\d+)@/.exec(mtapInet.listen)?.[1];
     await pf.postconf(['-e', `mta_policy_inet = inet:127.0.0.1:${inetPort}`], true);
     await new Promise((r) => setTimeout(r, 1_500)); // postfix reload: new smtpd processes read it
 
-    console.log('# mta-policy milter benchmark');
-    console.log(`node ${process.version}; Postfix → discard; smtp-source on loopback, ${SIZE}-byte messages; median of ${ROUNDS} round(s), setups interleaved`);
-    for (const s of SETUPS) await drive(pf, s, { sessions: 5, messages: QUICK ? 50 : 200 }); // warm-up (JIT, Postfix processes)
-    const tput: Record<Setup, number[]> = { none: [], 'c-inet': [], 'c-unix': [], 'mtap-inet': [], 'mtap-unix': [] };
-    const lat: Record<Setup, number[]> = { none: [], 'c-inet': [], 'c-unix': [], 'mtap-inet': [], 'mtap-unix': [] };
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const s of SETUPS) tput[s].push((MESSAGES * 1000) / (await drive(pf, s, { sessions: SESSIONS, messages: MESSAGES })));
-      for (const s of SETUPS) lat[s].push((await drive(pf, s, { sessions: 1, messages: LATENCY_MESSAGES })) / LATENCY_MESSAGES);
-    }
-    const mps = (s: Setup): number => median(tput[s]);
-    const ms = (s: Setup): number => median(lat[s]);
+    let rows: Record<string, unknown>[] = [];
+    if (args.memory !== true) rows = await throughput(pf);
+    const fresh = peers.add(wrap(await spawnMilterProcess({ config, listen: `unix:${join(dir, 'memory.sock')}`, log: join(dir, 'memory.log') })));
+    await new Promise((r) => setTimeout(r, 1_000));
+    const mem = await memory(fresh.p, pf.ports['mtap-unix'] ?? 0);
     console.log('');
-    console.log(`| setup | messages/s (${SESSIONS} sessions, ${MESSAGES} msgs) | ÷ no milter | ÷ C pass-through, same transport | ms/message (1 session) | added ms/message |`);
-    console.log('|---|---:|---:|---:|---:|---:|');
-    const label: Record<Setup, string> = {
-      none: 'Postfix, no milter', 'c-inet': 'C pass-through, TCP', 'c-unix': 'C pass-through, unix socket',
-      'mtap-inet': 'mta-policy (northwind.yaml), TCP', 'mtap-unix': 'mta-policy (northwind.yaml), unix socket',
-    };
-    const rows: Record<string, unknown>[] = [];
-    for (const s of SETUPS) {
-      const c: Setup | undefined = s === 'mtap-inet' ? 'c-inet' : s === 'mtap-unix' ? 'c-unix' : undefined;
-      const vsC = c === undefined ? '' : `${fmt(mps(s) / mps(c), 2)}×`;
-      const added = s === 'none' ? '' : fmt(ms(s) - ms('none'), 2);
-      console.log(`| ${label[s]} | ${fmt(mps(s), 0)} | ${fmt(mps(s) / mps('none'), 2)}× | ${vsC} | ${fmt(ms(s), 2)} | ${added} |`);
-      rows.push({ setup: s, messagesPerSecond: tput[s], msPerMessage: lat[s] });
-    }
-    const mem = await memory(mtapInet.p, pf.ports['mtap-inet'] ?? 0);
-    console.log('');
-    console.log(`mta-policy milter process RSS: ${fmt(mem.idleKb / 1024)} MB idle (after the runs above), ${fmt(mem.openKb / 1024)} MB with ${mem.open} milter connections open mid-message, ${fmt(mem.afterKb / 1024)} MB after they closed`);
+    console.log(`mta-policy milter process RSS (fresh process): ${fmt(mem.idleKb / 1024)} MB idle, ${fmt(mem.openKb / 1024)} MB with ${mem.open} milter connections open mid-message, ${fmt(mem.afterKb / 1024)} MB after they closed`);
     if (args.json !== undefined) await writeFile(args.json, JSON.stringify({ sessions: SESSIONS, messages: MESSAGES, latencyMessages: LATENCY_MESSAGES, rounds: ROUNDS, rows, memory: mem }, null, 2));
   } finally {
     await peers.stopAll();
   }
+}
+
+/** Part 1: the table. */
+async function throughput(pf: PostfixInstance): Promise<Record<string, unknown>[]> {
+  console.log('# mta-policy milter benchmark');
+  console.log(`node ${process.version}; Postfix → discard; smtp-source on loopback, ${SIZE}-byte messages; median of ${ROUNDS} round(s), setups interleaved`);
+  for (const s of SETUPS) await drive(pf, s, { sessions: 5, messages: QUICK ? 50 : 200 }); // warm-up (JIT, Postfix processes)
+  const tput: Record<Setup, number[]> = { none: [], 'c-inet': [], 'c-unix': [], 'mtap-inet': [], 'mtap-unix': [] };
+  const lat: Record<Setup, number[]> = { none: [], 'c-inet': [], 'c-unix': [], 'mtap-inet': [], 'mtap-unix': [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const s of SETUPS) tput[s].push((MESSAGES * 1000) / (await drive(pf, s, { sessions: SESSIONS, messages: MESSAGES })));
+    for (const s of SETUPS) lat[s].push((await drive(pf, s, { sessions: 1, messages: LATENCY_MESSAGES })) / LATENCY_MESSAGES);
+  }
+  const mps = (s: Setup): number => median(tput[s]);
+  const ms = (s: Setup): number => median(lat[s]);
+  console.log('');
+  console.log(`| setup | messages/s (${SESSIONS} sessions, ${MESSAGES} msgs) | ÷ no milter | ÷ C pass-through, same transport | ms/message (1 session) | added ms/message |`);
+  console.log('|---|---:|---:|---:|---:|---:|');
+  const label: Record<Setup, string> = {
+    none: 'Postfix, no milter', 'c-inet': 'C pass-through, TCP', 'c-unix': 'C pass-through, unix socket',
+    'mtap-inet': 'mta-policy (northwind.yaml), TCP', 'mtap-unix': 'mta-policy (northwind.yaml), unix socket',
+  };
+  const rows: Record<string, unknown>[] = [];
+  for (const s of SETUPS) {
+    const c: Setup | undefined = s === 'mtap-inet' ? 'c-inet' : s === 'mtap-unix' ? 'c-unix' : undefined;
+    const vsC = c === undefined ? '' : `${fmt(mps(s) / mps(c), 2)}×`;
+    const added = s === 'none' ? '' : fmt(ms(s) - ms('none'), 2);
+    console.log(`| ${label[s]} | ${fmt(mps(s), 0)} | ${fmt(mps(s) / mps('none'), 2)}× | ${vsC} | ${fmt(ms(s), 2)} | ${added} |`);
+    rows.push({ setup: s, messagesPerSecond: tput[s], msPerMessage: lat[s] });
+  }
+  return rows;
 }
 
 /** A milter process as a PeerStack entry (stopped gracefully with the rest). */

@@ -1,7 +1,8 @@
 /**
- * The milter adapter's public surface (Sendmail/Postfix milter protocol version 6). The
- * enforcement layer injects a {@link HandlerFactory} and {@link MilterNeeds}; everything
- * protocol-shaped stays behind this file. Specification: adapters/spec/milter-v6.md.
+ * The milter adapter's public surface (Sendmail/Postfix milter protocol version 6): the
+ * protocol layers, the enforcement that puts the engine behind them (`startMilter`,
+ * `createMilterHandlerFactory`), and the MTA-side client (`MilterClient`, for milter-check).
+ * Specification: adapters/spec/milter-v6.md; the engine seam: adapters/README.md.
  */
 export * as constants from './constants.js';
 export { DEFAULT_MAX_FRAME_LENGTH, FrameDecoder, encodeFrame, type DecodeResult, type Frame, type FrameDecoderOptions } from './codec.js';
@@ -41,3 +42,16 @@ export {
   type MilterLogger,
   type Modification,
 } from './types.js';
+export { FULL_OFFER, MilterClient, type EomOutcome, type MacroPairs, type MilterClientOptions } from './client.js';
+export {
+  DEFAULT_MAX_CONNECTIONS,
+  createMilterHandlerFactory,
+  milterNeeds,
+  startMilter,
+  type EnforcementLogCode,
+  type EnforcementOptions,
+  type MilterEngine,
+  type StartMilterOptions,
+} from './enforce.js';
+export { DISCONNECT_CODE, headerEdits, milterAction } from './decisions.js';
+export { DAEMON_MACROS_HINT, MILTER_MACROS } from './facts.js';

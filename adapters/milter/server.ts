@@ -4,9 +4,11 @@
  *
  * - A connection's failure (protocol garbage, handler crash, timeout, socket error) is logged
  *   and closes that connection only; nothing a peer sends can stop the process.
- * - Backpressure: reading pauses while a command is being handled and while our replies wait
- *   for the socket to drain, so a pipelining MTA (NR_* flags) cannot make us buffer without
- *   bound; a slow or dead MTA connection holds nothing that others wait for.
+ * - Backpressure: commands are handled one at a time, in order; when more than
+ *   {@link QUEUE_HIGH_WATER} bytes of them wait (a pipelining MTA under NR_* flags, or one that
+ *   does not read our replies), reading pauses until they are worked off, so nothing is
+ *   buffered without bound. Reading is not paused per command: each pause/resume costs two
+ *   system calls. A slow or dead MTA connection holds nothing that others wait for.
  * - Timeouts: an MTA silent for `idleTimeoutMs` is dropped (default as libmilter's 7210 s:
  *   an SMTP client may legitimately idle for Postfix's 300 s `smtpd_timeout` between
  *   commands); replies not drained within `writeTimeoutMs` drop the connection.
@@ -27,6 +29,8 @@ import type { MilterLogger } from './types.js';
 
 /** libmilter's MI_TIMEOUT: how long an MTA connection may stay silent. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 7210_000;
+/** Bytes of received, not yet handled commands above which reading pauses. */
+export const QUEUE_HIGH_WATER = 64 * 1024;
 /** How long replies may wait for the socket to drain. */
 export const DEFAULT_WRITE_TIMEOUT_MS = 60_000;
 /** How long {@link MilterServer.close} lets open connections finish. */
@@ -83,7 +87,8 @@ export class MilterServer {
     const self = new MilterServer(server, address, log);
     let ids = 0;
     server.on('connection', (socket) => {
-      const conn = new Connection(socket, opts, log.child({ conn: ++ids }), () => self.live.delete(conn));
+      const id = ++ids;
+      const conn = new Connection(socket, { ...opts, connectionId: id }, log.child({ conn: id }), () => self.live.delete(conn));
       self.live.add(conn);
     });
     server.on('error', (e) => log.error({ err: e }, 'milter listener error'));
@@ -113,13 +118,15 @@ class Connection {
   private readonly session: MilterSession;
   private readonly writeTimeoutMs: number;
   private readonly queue: Frame[] = [];
+  private queuedBytes = 0;
+  private paused = false;
   private decodeError: MilterProtocolError | undefined;
   private busy = false;
   private done = false;
   private eofSeen = false;
   private ending = false;
 
-  constructor(socket: Socket, opts: MilterServerOptions, log: MilterLogger, onClose: () => void) {
+  constructor(socket: Socket, opts: MilterServerOptions & { readonly connectionId: number }, log: MilterLogger, onClose: () => void) {
     this.socket = socket;
     this.log = log;
     this.writeTimeoutMs = opts.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
@@ -154,14 +161,22 @@ class Connection {
   private end(): void {
     this.ending = true;
     this.queue.length = 0;
+    this.queuedBytes = 0;
     this.socket.end();
   }
 
   private receive(chunk: Buffer): void {
     if (this.ending) return;
     const r = this.decoder.push(chunk);
-    for (const f of r.frames) this.queue.push(f);
+    for (const f of r.frames) {
+      this.queue.push(f);
+      this.queuedBytes += f.data.length;
+    }
     if (r.error !== undefined) this.decodeError = r.error;
+    if (this.queuedBytes > QUEUE_HIGH_WATER && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
     void this.pump();
   }
 
@@ -175,10 +190,10 @@ class Connection {
   private async pump(): Promise<void> {
     if (this.busy || this.done || this.ending) return;
     this.busy = true;
-    this.socket.pause();
     try {
       while (this.queue.length > 0 && !this.done && !this.ending) {
         const frame = this.queue.shift() as Frame;
+        this.queuedBytes -= frame.data.length;
         const cmd = decodeCommand(frame);
         if (cmd instanceof MilterProtocolError) return this.protocolError(cmd);
         const step = await this.session.handle(cmd);
@@ -195,7 +210,10 @@ class Connection {
       this.busy = false;
       if (!this.done && !this.socket.destroyed && !this.ending) {
         if (this.eofSeen) this.end();
-        else this.socket.resume();
+        else if (this.paused) {
+          this.paused = false;
+          this.socket.resume();
+        }
       }
     }
   }

@@ -46,6 +46,8 @@ export interface SessionOptions {
   readonly handlerTimeoutMs?: number;
   /** Default {@link DEFAULT_MAX_MACRO_BYTES}. */
   readonly maxMacroBytes?: number;
+  /** Number of this milter connection, for handlers' log lines (the server counts them). Default 0. */
+  readonly connectionId?: number;
 }
 
 /** The session's answer to one command. */
@@ -360,7 +362,7 @@ export class MilterSession {
   private ensureHandler(): MilterHandler {
     if (this.handler === undefined) {
       this.smtpConnection += 1;
-      this.handler = this.opts.createHandler({ negotiated: this.n as Negotiated, logger: this.log, smtpConnection: this.smtpConnection });
+      this.handler = this.opts.createHandler({ negotiated: this.n as Negotiated, logger: this.log, connection: this.opts.connectionId ?? 0, smtpConnection: this.smtpConnection });
     }
     return this.handler;
   }

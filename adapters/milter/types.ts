@@ -120,6 +120,8 @@ export interface HandlerContext {
   readonly negotiated: Negotiated;
   /** Child logger bound to this milter connection. */
   readonly logger: MilterLogger;
+  /** Number of the milter connection (the `conn` of the server's log lines; 0 outside a server). */
+  readonly connection: number;
   /** Sequence number of the SMTP connection on this milter connection (QUIT_NC increments). */
   readonly smtpConnection: number;
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as C from '../../adapters/milter/constants.js';
 import { MilterProtocolError, MilterUsageError } from '../../adapters/milter/errors.js';
 import { negotiate, optnegReply, type MilterNeeds, type Negotiated } from '../../adapters/milter/negotiate.js';
-import { FULL_OFFER } from '../helpers/milter-client.js';
+import { FULL_OFFER } from '../../adapters/milter/client.js';
 
 /** The lists the enforcement layer will request (issue 6). */
 const MACROS: MilterNeeds['macros'] = {

@@ -6,7 +6,7 @@ import { MAX_REPLY_LINES, formatReplyText, parseReplyText } from '../../adapters
 import { decodeReply, encodeReply, type MilterReply } from '../../adapters/milter/replies.js';
 import { disconnect } from '../../adapters/milter/types.js';
 import { actionReplies, modificationReplies } from '../../adapters/milter/verdicts.js';
-import { FULL_OFFER } from '../helpers/milter-client.js';
+import { FULL_OFFER } from '../../adapters/milter/client.js';
 import { hex } from './helpers.js';
 
 const s = (t: string): string => Buffer.from(`${t}\0`).toString('hex');

@@ -1,6 +1,6 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -8,9 +8,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as C from '../../adapters/milter/constants.js';
 import { MilterServerError, MilterUsageError } from '../../adapters/milter/errors.js';
 import { formatListen } from '../../adapters/milter/listen.js';
-import { MilterServer, type MilterServerOptions } from '../../adapters/milter/server.js';
+import { MilterServer, QUEUE_HIGH_WATER, type MilterServerOptions } from '../../adapters/milter/server.js';
 import { encodeCommand } from '../../adapters/milter/commands.js';
-import { MilterClient } from '../helpers/milter-client.js';
+import { MilterClient } from '../../adapters/milter/client.js';
 import { recordingLogger, scriptedHandler, type Call } from './helpers.js';
 
 const started: MilterServer[] = [];
@@ -183,6 +183,32 @@ describe('MilterServer over real sockets', () => {
     expect(eom.verdict).toEqual({ kind: 'continue' });
     expect(seen).toEqual(Array.from({ length: 300 }, (_, i) => `X-H${i}`));
     expect(c.pendingReplies).toBe(0);
+    await c.quit();
+  });
+
+  it('stops reading while commands wait beyond QUEUE_HIGH_WATER: a pipelining MTA is held back in its own send buffer', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    let headers = 0;
+    const { server } = await start({
+      needs: { noReply: ['connect', 'helo', 'mail', 'rcpt', 'data', 'header', 'eoh', 'body'] },
+      script: { header: async () => { if (headers++ === 0) await gate; return { kind: 'continue' }; } },
+    });
+    const c = await MilterClient.open(server.address);
+    await c.negotiate();
+    await c.connect('h', 'inet', '192.0.2.1', 1);
+    await c.mail(['<a@x>']);
+    await c.rcpt(['<b@y>']);
+    const n = 16_000; // ~16 MiB of HEADER commands while the first one is still being handled
+    for (let i = 0; i < n; i++) c.write({ kind: 'header', name: 'X-H', value: 'v'.repeat(1000) });
+    const mta = (c as unknown as { socket: Socket }).socket;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(QUEUE_HIGH_WATER).toBeLessThan(1024 * 1024);
+    expect(mta.writableLength).toBeGreaterThan(8 * 1024 * 1024); // the server is not reading it all into memory
+    release();
+    const eom = await c.eom();
+    expect(eom.verdict).toEqual({ kind: 'continue' });
+    expect(headers).toBe(n);
     await c.quit();
   });
 

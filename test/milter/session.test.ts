@@ -5,7 +5,7 @@ import type { MilterNeeds } from '../../adapters/milter/negotiate.js';
 import type { MilterReply } from '../../adapters/milter/replies.js';
 import { MilterSession, type SessionStep } from '../../adapters/milter/session.js';
 import type { HandlerContext, MilterHandler } from '../../adapters/milter/types.js';
-import { FULL_OFFER } from '../helpers/milter-client.js';
+import { FULL_OFFER } from '../../adapters/milter/client.js';
 import { recordingLogger, scriptedHandler, type Call } from './helpers.js';
 
 const OPTNEG: MilterCommand = { kind: 'optneg', ...FULL_OFFER };

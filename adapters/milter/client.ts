@@ -1,13 +1,14 @@
 /**
- * An MTA-side milter client (the role Postfix and Sendmail play), like go-milter's client.go:
- * connect, negotiate with a configurable offer, send every SMFIC_* command (with the MACRO
- * packet Postfix sends before it), read replies and end-of-message modifications. It uses only
- * the pure protocol modules, so `mta-policy milter-check` can reuse it. It honours the
- * negotiated NR_* flags: a command the milter will not answer resolves to `undefined` at once.
+ * The MTA side of the milter protocol (the role Postfix and Sendmail play), like go-milter's
+ * client.go: connect, negotiate with a configurable offer, send every SMFIC_* command (with the
+ * MACRO packet Postfix sends before it), read replies and end-of-message modifications. Used by
+ * `mta-policy milter-check` and the tests. Besides server.ts this is the adapter's only file
+ * that opens sockets: it is the other end of the wire. It honours the negotiated NR_* flags: a
+ * command the milter will not answer resolves to `undefined` at once.
  */
 import { connect, type Socket } from 'node:net';
-import { FrameDecoder } from '../../adapters/milter/codec.js';
-import { encodeCommand, type AddressFamily, type MilterCommand, type OptNeg } from '../../adapters/milter/commands.js';
+import { FrameDecoder } from './codec.js';
+import { encodeCommand, type AddressFamily, type MilterCommand, type OptNeg } from './commands.js';
 import {
   SMFIC_BODY,
   SMFIC_BODYEOB,
@@ -22,11 +23,11 @@ import {
   SMFI_CURR_ACTS,
   SMFI_CURR_PROT,
   SMFI_PROT_VERSION,
-} from '../../adapters/milter/constants.js';
-import { MilterProtocolError } from '../../adapters/milter/errors.js';
-import { parseListen, type ListenAddress } from '../../adapters/milter/listen.js';
-import { EVENT_BITS, type MilterEvent } from '../../adapters/milter/negotiate.js';
-import { FINAL_REPLY_KINDS, decodeReply, type MilterReply } from '../../adapters/milter/replies.js';
+} from './constants.js';
+import { MilterProtocolError } from './errors.js';
+import { parseListen, type ListenAddress } from './listen.js';
+import { EVENT_BITS, type MilterEvent } from './negotiate.js';
+import { FINAL_REPLY_KINDS, decodeReply, type MilterReply } from './replies.js';
 
 /** What Postfix 3.7, Sendmail 8.17 and miltertest offer: version 6, every action and step. */
 export const FULL_OFFER: OptNeg = { version: SMFI_PROT_VERSION, actions: SMFI_CURR_ACTS, protocol: SMFI_CURR_PROT };

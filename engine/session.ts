@@ -21,6 +21,11 @@ import type { AuthFacts, Decision, DecisionFor, Endpoint, Facts, HeaderFacts, Ma
  *   policy disconnects after the connector's max_logon_failures (Exchange: per connection).
  * - MAIL opens a transaction only when it continues; RCPT counts accepted recipients; end of
  *   headers needs one; end of headers (unless it continues) and end of message end it.
+ * - A `discard` at MAIL, RCPT or end of headers opens or keeps the transaction as for
+ *   `continue` (the client was told 2xx and goes on) and marks it discarded: the message is
+ *   dropped as a whole, as a milter's SMFIR_DISCARD and Postfix's DISCARD drop it for every
+ *   recipient. Later stages are still decided (a refusal stays a refusal), and a `continue` or
+ *   `accept` of a discarded transaction answers `discard` with the discarding reason.
  * - The engine, never the adapter, computes the session document; it is evaluated once per
  *   (endpoints, TLS, AUTH) state.
  * - Methods never throw. A call out of sequence, bad facts, a counter store that fails, or an
@@ -59,6 +64,8 @@ interface Transaction {
   readonly mail: string;
   readonly rateKeys: readonly string[];
   accepted: number;
+  /** The reason of the decision that discarded the message, once one did. */
+  discarded?: string;
   message?: { readonly headers: HeaderFacts; readonly summary: MessageSummary; readonly headerSize?: number };
 }
 
@@ -209,9 +216,12 @@ export class Session {
       tx = { mailFrom: from, params, mail, rateKeys, accepted: 0 };
       return this.evaluate('mail', { ...this.mailFacts(from, params), counters: { messages_last_minute: last } }, { mail });
     }, (d) => {
-      if (d.decision === 'continue' && tx !== undefined) this.tx = tx;
+      if ((d.decision === 'continue' || d.decision === 'discard') && tx !== undefined) {
+        if (d.decision === 'discard') tx.discarded = d.reason;
+        this.tx = tx;
+      }
       this.after(d);
-    });
+    }, () => tx);
   }
 
   /** RCPT TO; an accepted recipient is counted. */
@@ -219,9 +229,10 @@ export class Session {
     const tx = this.tx;
     if (this.phase !== 'open' || tx === null) return this.sequence('rcpt', this.phase !== 'open' ? this.why() : 'RCPT before MAIL (RFC 5321 §4.1.4)');
     return this.run('rcpt', () => this.evaluate('rcpt', { ...this.mailFacts(tx.mailFrom, tx.params), rcpt_to: to, accepted_rcpt_count: tx.accepted }, { mail: tx.mail }), (d) => {
-      if (d.decision === 'continue') tx.accepted++;
+      if (d.decision === 'continue' || d.decision === 'discard') tx.accepted++;
+      if (d.decision === 'discard') tx.discarded ??= d.reason;
       this.after(d);
-    });
+    }, () => tx);
   }
 
   /** End of headers: the header block in message order, and its size in bytes when known. */
@@ -236,9 +247,10 @@ export class Session {
       const facts = { ...this.mailFacts(tx.mailFrom, tx.params), accepted_rcpt_count: tx.accepted, headers, ...(headerSize === undefined ? {} : { header_size: headerSize }) };
       return this.evaluate('headers', facts, { mail: tx.mail, message: summary });
     }, (d) => {
-      if (d.decision !== 'continue') this.tx = null;
+      if (d.decision === 'discard') tx.discarded ??= d.reason;
+      else if (d.decision !== 'continue') this.tx = null;
       this.after(d);
-    });
+    }, () => tx);
   }
 
   /** End of message with its size in bytes (header and body); ends the transaction. */
@@ -260,9 +272,10 @@ export class Session {
       };
       return this.evaluate('eom', facts, { mail: tx.mail });
     }, (d) => {
+      // A discarded message was never delivered: it does not count towards the message rate.
       if (d.decision === 'accept') this.pendingRate = tx.rateKeys;
       this.after(d);
-    });
+    }, () => tx);
   }
 
   /**
@@ -347,8 +360,16 @@ export class Session {
     return this.snap.evaluate(stage, facts, input, this.sessionDoc(input), this.env.nextId(), false, parts) as DecisionFor<S>;
   }
 
-  /** Run one stage: time it, turn any failure into the fail-safe tempfail, log it, apply its effect. */
-  private async run<S extends Stage>(stage: S, decide: () => DecisionFor<S> | Promise<DecisionFor<S>>, effect: (d: DecisionFor<S>) => void): Promise<DecisionFor<S>> {
+  /**
+   * Run one stage: time it, turn any failure into the fail-safe tempfail, turn a pass of a
+   * discarded transaction into `discard`, log it, apply its effect.
+   */
+  private async run<S extends Stage>(
+    stage: S,
+    decide: () => DecisionFor<S> | Promise<DecisionFor<S>>,
+    effect: (d: DecisionFor<S>) => void,
+    transaction: () => Transaction | null | undefined = () => null,
+  ): Promise<DecisionFor<S>> {
     const t0 = this.env.timed ? performance.now() : 0;
     let d: DecisionFor<S>;
     try {
@@ -356,6 +377,8 @@ export class Session {
     } catch (e) {
       d = this.snap.failSafe(this.env.nextId(), stage, e, this.connectorName) as DecisionFor<S>;
     }
+    const discarded = transaction()?.discarded;
+    if (discarded !== undefined && (d.decision === 'continue' || d.decision === 'accept')) d = { ...d, decision: 'discard', reason: discarded };
     effect(d);
     this.env.log(d, t0, this.options.logBindings ?? {});
     return d;

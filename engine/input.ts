@@ -29,7 +29,7 @@ export const INPUT_LIMITS = {
   headerFields: 2000,
   /** One header field's value (folded lines included). */
   headerValueBytes: 65536,
-  /** The whole header block, when the adapter does not say. */
+  /** The header fields given, as "Name: value\r\n" lines (header_size may say the block was larger). */
   headerBytes: 1048576,
   /** Mailboxes across From, Sender, Resent-From and Resent-Sender. */
   fromAddresses: MAILBOX_LIST_LIMITS.mailboxes,
@@ -432,12 +432,12 @@ export function messageSummary(headersFact: HeaderFacts | undefined, headerSizeF
       from.push(addressEntry(`<${m}>`, true).json);
     }
   }
+  // The bound is on what the policy reads, so it holds whether or not header_size is given.
+  if (headerBytes > INPUT_LIMITS.headerBytes) throw bad(`the header block is larger than ${INPUT_LIMITS.headerBytes} bytes`);
   let headerSize = headerBytes;
   if (headerSizeFact !== undefined && headerSizeFact !== null) {
     headerSize = count(headerSizeFact, 'header_size');
     if (headerSize < headerBytes) throw bad(`header_size ${headerSize} is smaller than the ${headerBytes} bytes of the headers given`);
-  } else if (headerBytes > INPUT_LIMITS.headerBytes) {
-    throw bad(`the header block is larger than ${INPUT_LIMITS.headerBytes} bytes`);
   }
   let size = 0;
   if (needSize) {

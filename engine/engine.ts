@@ -240,6 +240,7 @@ export class Engine {
     const env = {
       nextId: () => this.nextId(),
       log: (d: Decision, t0: number, bindings: object) => this.log(d, t0, bindings),
+      fault: (what: string, e: unknown, bindings: object) => this.fault(what, e, bindings),
       counters: this.counters,
       timed: this.logger !== undefined,
     };
@@ -264,6 +265,12 @@ export class Engine {
     }
     this.log(d, t0);
     return d as DecisionFor<S>;
+  }
+
+  /** Log a failure that no decision carries (its code and message only: no facts, no secrets). */
+  private fault(what: string, e: unknown, bindings: object): void {
+    const err = e instanceof MtaPolicyError ? { code: e.code, message: e.message } : { code: 'ENGINE_EVAL_FAILED', message: e instanceof Error ? e.message : String(e) };
+    this.logger?.error({ ...bindings, err }, what);
   }
 
   /** Log one decision (and the cause of a failure). */

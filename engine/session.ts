@@ -3,7 +3,6 @@ import type { ConnectionKey, Counters } from './counters.js';
 import type { CachedSession, Snapshot } from './engine.js';
 import { EngineError } from './errors.js';
 import { authInput, mailJson, messageSummary, parseConnection, SessionInput, tlsInput, type ConnectionInput, type MessageSummary } from './input.js';
-import { asciiLower } from './util.js';
 import type { AuthFacts, Decision, DecisionFor, Endpoint, Facts, HeaderFacts, MailFacts, Stage, TlsFacts } from './types.js';
 
 /**
@@ -13,12 +12,18 @@ import type { AuthFacts, Decision, DecisionFor, Endpoint, Facts, HeaderFacts, Ma
  * logon failures and messages on the way. Every adapter and `mta-policy test` drive it.
  *
  * Rules (RFC 5321 / 3207 / 4954 and Exchange):
- * - CONNECT first; nothing else before it continues. After a `disconnect` decision every call
- *   is refused: the adapter closes the connection and calls `close()`.
+ * - CONNECT first; nothing else before it continues. After a `disconnect` decision (a refusal
+ *   out of sequence included) every call is refused: the adapter closes the connection and
+ *   calls `close()`. A `close()` while CONNECT still waits for the counter store releases the
+ *   connection count once the store answers.
  * - EHLO/HELO and RSET end the transaction; STARTTLS discards the EHLO name, any AUTH and the
  *   transaction (RFC 3207 §4.2).
  * - AUTH counts only when its decision is `continue`; a failed logon is counted, and the
  *   policy disconnects after the connector's max_logon_failures (Exchange: per connection).
+ *   AUTH happens once and never during a transaction (RFC 4954 §4), whoever ran it: an MTA
+ *   reporting AUTH then, or another login, is refused (`mtaAuthenticated` answers false).
+ * - The message rate is counted per the connector's message_rate_source; per user means per
+ *   identity (every login name of one user shares a bucket), per login for a login without one.
  * - MAIL opens a transaction only when it continues; RCPT counts accepted recipients; end of
  *   headers needs one; end of headers (unless it continues) and end of message end it.
  * - A `discard` at MAIL, RCPT or end of headers opens or keeps the transaction as for
@@ -54,6 +59,8 @@ export interface SessionOptions {
 export interface SessionEnv {
   nextId(): string;
   log(d: Decision, t0: number, bindings: object): void;
+  /** A failure that has no decision to carry it (a counter store failing after the fact). */
+  fault(what: string, e: unknown, bindings: object): void;
   readonly counters: Counters;
   readonly timed: boolean;
 }
@@ -139,18 +146,23 @@ export class Session {
     return this.run('connect', async () => {
       const input = this.sessionInput();
       // The connector is needed before the CONNECT decision, to count the connection on it.
-      this.connectorName = (this.sessionDoc(input) ?? this.snap.sessionDoc(input)).doc.connector;
+      this.connectorName = this.document(input).doc.connector;
       const counters: Record<string, number> = {};
       if (this.connectorName !== null) {
         const key = { connector: this.connectorName, source: input.connection.remote.ip };
         const counts = await this.counters.openConnection(key);
+        // close() came while the store was answering: it found no count to release, so release it here.
+        if (this.phase === 'closed') {
+          await this.release(key);
+          throw new EngineError('ENGINE_SESSION_SEQUENCE', 'connect: the session closed before CONNECT was decided');
+        }
         this.connKey = key;
         counters['connections_total'] = counts.total;
         counters['connections_from_source'] = counts.fromSource;
       }
       return this.evaluate('connect', { ...this.base(), counters });
     }, (d) => {
-      if (d.decision !== 'continue') this.phase = 'refused';
+      if (d.decision !== 'continue') this.refuse();
     });
   }
 
@@ -198,9 +210,31 @@ export class Session {
    * the TLS state this session knows. The policy decides at MAIL what that is worth (BasicAuth
    * on, and TLS where BasicAuthRequireTLS); mta-policy never saw the credentials.
    */
-  mtaAuthenticated(auth: { readonly mechanism: string; readonly user: string }): void {
+  /**
+   * Returns whether the session took it. Reporting the same AUTH again (a milter sees the AUTH
+   * macros with every MAIL, a policy service with every request) is a no-op; it is refused —
+   * the session stays as it was — during a transaction, after another AUTH (mta-policy's own,
+   * or another login: RFC 4954 §4 allows one AUTH per session), or once the session is refused
+   * or closed. A refused report is logged.
+   */
+  mtaAuthenticated(auth: { readonly mechanism: string; readonly user: string }): boolean {
+    const a = this.authFacts;
+    if (a !== null && a.by_mta === true && a.user === auth.user && a.mechanism === auth.mechanism) return true;
+    const why =
+      this.phase === 'refused' || this.phase === 'closed'
+        ? this.why()
+        : a !== null
+          ? 'the session is already authenticated (RFC 4954 §4: AUTH once)'
+          : this.tx !== null
+            ? 'AUTH is not permitted during a mail transaction (RFC 4954 §4)'
+            : null;
+    if (why !== null) {
+      this.env.fault('mta auth refused', new EngineError('ENGINE_SESSION_SEQUENCE', `mta auth: ${why}`), this.options.logBindings ?? {});
+      return false;
+    }
     this.authFacts = { mechanism: auth.mechanism, user: auth.user, result: 'success', by_mta: true };
     this.reset();
+    return true;
   }
 
   /** MAIL FROM; opens a transaction when it continues. */
@@ -287,7 +321,12 @@ export class Session {
     this.pendingRate = null;
     if (keys === null) return;
     this.accepted++;
-    for (const key of keys) await this.counters.recordMessage(key);
+    try {
+      for (const key of keys) await this.counters.recordMessage(key);
+    } catch (e) {
+      // The message is already delivered: a store that fails loses one count, never the message.
+      this.env.fault('counter store failed to record a message', e, this.options.logBindings ?? {});
+    }
   }
 
   /** RSET (or the MTA aborting a message): the transaction ends. */
@@ -301,16 +340,19 @@ export class Session {
     this.tx = null;
     const key = this.connKey;
     this.connKey = null;
-    if (key !== null) {
-      try {
-        await this.counters.closeConnection(key);
-      } catch {
-        // A counter store that fails here leaves a stale count; it must not fail the close.
-      }
-    }
+    if (key !== null) await this.release(key);
   }
 
   // --- internals -------------------------------------------------------------------------------
+
+  private async release(key: ConnectionKey): Promise<void> {
+    try {
+      await this.counters.closeConnection(key);
+    } catch (e) {
+      // A counter store that fails here leaves a stale count; it must not fail the close.
+      this.env.fault('counter store failed to release a connection', e, this.options.logBindings ?? {});
+    }
+  }
 
   private base(): Facts {
     return { local: this.init.local, remote: this.init.remote, ...(this.tls === null ? {} : { tls: this.tls }), ...(this.authFacts === null ? {} : { auth: this.authFacts }) };
@@ -329,10 +371,15 @@ export class Session {
     return this.input;
   }
 
-  private sessionDoc(input: SessionInput): CachedSession | null {
-    if (!this.snap.cache) return null;
+  /** The session document for the current state (also in inline mode, for what the session itself needs). */
+  private document(input: SessionInput): CachedSession {
     if (this.cached === null) this.cached = this.snap.sessionDoc(input);
     return this.cached;
+  }
+
+  /** The document a stage is given: none in inline mode, where the Rego computes it. */
+  private sessionDoc(input: SessionInput): CachedSession | null {
+    return this.snap.cache ? this.document(input) : null;
   }
 
   /** TLS or AUTH changed: the session document must be computed afresh. */
@@ -345,11 +392,14 @@ export class Session {
   private rateKeys(): string[] {
     const conn = this.snap.connector(this.connectorName);
     if (conn === undefined || conn.message_rate_limit === null) return [];
-    const ip = this.sessionInput().connection.remote.ip;
-    const byIp = `${conn.name}\0ip:${ip}`;
-    // Exchange MessageRateSource: User counts per authenticated user (an anonymous client is
-    // its address), IPAddress per client address, All both.
-    const byUser = this.authFacts === null ? byIp : `${conn.name}\0user:${asciiLower(this.authFacts.user)}`;
+    const input = this.sessionInput();
+    const byIp = `${conn.name}\0ip:${input.connection.remote.ip}`;
+    // Exchange MessageRateSource: User counts per authenticated user (an anonymous client, or an
+    // AUTH the policy does not accept, is its address), IPAddress per client address, All both.
+    // A user is her identity, whichever login name she used; a login without one is itself.
+    const doc = this.document(input).doc;
+    const user = !doc.authenticated ? null : doc.identity !== null ? `identity:${doc.identity}` : doc.login === null ? null : `login:${doc.login}`;
+    const byUser = user === null ? byIp : `${conn.name}\0${user}`;
     if (conn.message_rate_source === 'ip_address') return [byIp];
     if (conn.message_rate_source === 'all') return byUser === byIp ? [byIp] : [byUser, byIp];
     return [byUser];
@@ -385,19 +435,25 @@ export class Session {
   }
 
   private after(d: Decision): void {
-    if (d.decision === 'disconnect') {
-      this.phase = 'refused';
-      this.tx = null;
-    }
+    if (d.decision === 'disconnect') this.refuse();
+  }
+
+  /** No call continues after a disconnect (a closed session stays closed). */
+  private refuse(): void {
+    if (this.phase !== 'closed') this.phase = 'refused';
+    this.tx = null;
   }
 
   private why(): string {
     return this.phase === 'new' ? 'CONNECT has not been decided' : this.phase === 'refused' ? 'the session was refused or disconnected' : 'the session is closed';
   }
 
+  /** A call out of sequence: the fail-safe tempfail (disconnect at CONNECT), with its effect. */
   private sequence<S extends Stage>(stage: S, why: string): DecisionFor<S> {
+    const t0 = this.env.timed ? performance.now() : 0;
     const d = this.snap.failSafe(this.env.nextId(), stage, new EngineError('ENGINE_SESSION_SEQUENCE', `${stage}: ${why}`), this.connectorName) as DecisionFor<S>;
-    this.env.log(d, 0, this.options.logBindings ?? {});
+    this.after(d);
+    this.env.log(d, t0, this.options.logBindings ?? {});
     return d;
   }
 }

@@ -11,6 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findOpa } from '../engine/build.js';
 import { Engine } from '../engine/engine.js';
 import { main } from '../cli/program.js';
+import { parseScenarios } from '../cli/scenarios/parse.js';
+import { checkScenario } from '../cli/scenarios/run.js';
 import { captureIo, fixtureConfig } from './helpers/engine.js';
 
 const opa = findOpa();
@@ -152,6 +154,15 @@ describe.skipIf(opa === null)('discard through a Session', () => {
     expect(brief(await s.headers([['From', 'a@example.test']]))).toBe('discard trap_recipient');
     expect(brief(await s.eom(200))).toBe('discard trap_recipient');
     await s.close();
+  });
+
+  it('mta-policy test runs a discarded message to its end', async () => {
+    const [c] = parseScenarios(
+      'cases:\n  - name: trap\n    session: { local: 192.0.2.99:25, remote: 198.51.100.7, helo: mx.example.test, mail_from: <a@spam.test>, rcpt_to: [<u@contoso.test>], headers: { From: a@spam.test } }\n' +
+        '    expect: { mail: { decision: discard }, rcpt: { <u@contoso.test>: { decision: discard } }, eom: { decision: discard, reason: spamtrap } }\n',
+      'trap.yaml',
+    );
+    expect(await checkScenario(cached, c as NonNullable<typeof c>)).toEqual([]);
   });
 
   it('a discard at end of headers still answers end of message', async () => {

@@ -1,8 +1,7 @@
 /**
- * Review findings on scenario files (cli/scenarios/): cases that assert nothing yet pass, values
- * that are silently dropped or misread, and a scenario file that is read without the bounds
- * the configuration loader has (engine/config/yaml.ts claims to be "the configuration and the
- * scenario files" reader; cli/scenarios/parse.ts does not use it).
+ * Scenario files (cli/scenarios/) are strict: a case must assert something, every value has
+ * its type checked (never silently dropped or misread), and the file is read with the bounds
+ * of the configuration loader (engine/config/yaml.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
@@ -10,14 +9,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/program.js';
-import { loadScenarios, parseScenarios } from '../../cli/scenarios/parse.js';
-import { ConfigError } from '../../engine/errors.js';
-import { captureIo, fixturePath } from '../helpers/engine.js';
+import { main } from '../cli/program.js';
+import { loadScenarios, parseScenarios } from '../cli/scenarios/parse.js';
+import { ConfigError } from '../engine/errors.js';
+import { captureIo, fixturePath } from './helpers/engine.js';
 
 let work: string;
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'mta-review-scn-'));
+  work = await mkdtemp(join(tmpdir(), 'mta-scn-'));
 });
 afterAll(async () => {
   await rm(work, { recursive: true, force: true });
@@ -47,6 +46,7 @@ describe('a scenario case must assert something (issue 5 §3b)', () => {
     ['expect: { rcpt: {} }', `cases:\n  - name: c\n    ${SESSION}\n    expect: { rcpt: {} }\n`],
     ['expect.transactions: [ { rcpt: {} } ]', `cases:\n  - name: c\n    ${SESSION.replace('mail_from: <a@example.test>, rcpt_to: [<u@contoso.test>]', 'transactions: [ { mail_from: <a@example.test>, rcpt_to: [<u@contoso.test>] } ]')}\n    expect: { transactions: [ { rcpt: {} } ] }\n`],
     ['expect: { auth: [] }', `cases:\n  - name: c\n    ${SESSION}\n    expect: { auth: [] }\n`],
+    ['expect: { transactions: [] } without transactions', `cases:\n  - name: c\n    session: { local: 192.0.2.99:25, remote: 198.51.100.7 }\n    expect: { transactions: [] }\n`],
   ])('refuses %s', (_label, text) => {
     expect(refusal(text)).toMatch(/asserts nothing/);
   });
@@ -75,9 +75,21 @@ describe('scenario values are checked, not silently dropped or misread', () => {
    * is accepted, and the runner then iterates its characters, deciding "<", "u", "@", … as 16
    * recipients. Expected: "rcpt_to must be a list of addresses" there too.
    */
+  it.each([
+    ['remote: 12', 'remote: 12', /remote must be a string/],
+    ['mail_from: 5', 'mail_from: 5, rcpt_to: [<u@contoso.test>]', /mail_from must be a string/],
+    ['header_size: -1', 'mail_from: <a@example.test>, rcpt_to: [<u@contoso.test>], header_size: -1', /header_size must be a byte count/],
+    ['headers: text', 'mail_from: <a@example.test>, rcpt_to: [<u@contoso.test>], headers: text', /headers must be a mapping or a list/],
+  ])('refuses %s', (_label, keys, message) => {
+    const session = keys.startsWith('remote') ? `{ local: 192.0.2.99:25, ${keys} }` : `{ local: 192.0.2.99:25, remote: 198.51.100.7, ${keys} }`;
+    expect(refusal(`cases:\n  - name: c\n    session: ${session}\n    expect: { connect: { decision: continue } }\n`)).toMatch(message);
+  });
+
   it('refuses a transaction rcpt_to that is not a list', () => {
     const text = `cases:\n  - name: c\n    session:\n      local: 192.0.2.99:25\n      remote: 198.51.100.7\n      transactions: [ { mail_from: <a@example.test>, rcpt_to: "<u@contoso.test>" } ]\n    expect: { transactions: [ { mail: { decision: continue } } ] }\n`;
     expect(refusal(text)).toMatch(/rcpt_to must be a list/);
+    expect(refusal(text.replace('rcpt_to: "<u@contoso.test>"', 'rcpt_to: [<u@contoso.test>], rset: yes please'))).toMatch(/rset must be true or false/);
+    expect(refusal(text.replace('rcpt_to: "<u@contoso.test>"', 'rcpt_to: [<u@contoso.test>]'))).toBe('');
   });
 });
 

@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
-import type { ConnectionKey, Counters } from './counters.js';
+import type { Counters } from './counters.js';
 import type { CachedSession, Snapshot } from './engine.js';
 import { EngineError } from './errors.js';
+import { rateKeys as rateKeysFor, SessionCounting } from './session-counters.js';
 import { authInput, mailJson, messageSummary, parseConnection, SessionInput, tlsInput, type ConnectionInput, type MessageSummary } from './input.js';
 import type { AuthFacts, Decision, DecisionFor, Endpoint, Facts, HeaderFacts, MailFacts, Stage, TlsFacts } from './types.js';
 
@@ -86,8 +87,6 @@ export class Session {
   private failures = 0;
   private accepted = 0;
   private tx: Transaction | null = null;
-  private pendingRate: readonly string[] | null = null;
-  private connKey: ConnectionKey | null = null;
   private connection: ConnectionInput | null = null;
   private input: SessionInput | null = null;
   private cached: CachedSession | null = null;
@@ -100,11 +99,11 @@ export class Session {
     private readonly options: SessionOptions = {},
   ) {
     this.tls = init.tls ?? null;
-    this.counters = options.counters ?? env.counters;
+    this.counting = new SessionCounting(options.counters ?? env.counters, (what, e) => env.fault(what, e, options.logBindings ?? {}));
     this.failures = options.logonFailures ?? 0;
   }
 
-  private readonly counters: Counters;
+  private readonly counting: SessionCounting;
 
   /** The connector CONNECT selected (null before, or when none matched). */
   get connector(): string | null {
@@ -149,14 +148,8 @@ export class Session {
       this.connectorName = this.document(input).doc.connector;
       const counters: Record<string, number> = {};
       if (this.connectorName !== null) {
-        const key = { connector: this.connectorName, source: input.connection.remote.ip };
-        const counts = await this.counters.openConnection(key);
-        // close() came while the store was answering: it found no count to release, so release it here.
-        if (this.phase === 'closed') {
-          await this.release(key);
-          throw new EngineError('ENGINE_SESSION_SEQUENCE', 'connect: the session closed before CONNECT was decided');
-        }
-        this.connKey = key;
+        const counts = await this.counting.open({ connector: this.connectorName, source: input.connection.remote.ip });
+        if (counts === null) throw new EngineError('ENGINE_SESSION_SEQUENCE', 'connect: the session closed before CONNECT was decided');
         counters['connections_total'] = counts.total;
         counters['connections_from_source'] = counts.fromSource;
       }
@@ -244,9 +237,9 @@ export class Session {
     let tx: Transaction | undefined;
     return this.run('mail', async () => {
       const mail = mailJson(from, params);
-      const rateKeys = this.rateKeys();
-      let last = 0;
-      for (const key of rateKeys) last = Math.max(last, await this.counters.messagesLastMinute(key));
+      const input = this.sessionInput();
+      const rateKeys = rateKeysFor(this.snap.connector(this.connectorName), input.connection.remote.ip, this.document(input).doc);
+      const last = await this.counting.lastMinute(rateKeys);
       tx = { mailFrom: from, params, mail, rateKeys, accepted: 0 };
       return this.evaluate('mail', { ...this.mailFacts(from, params), counters: { messages_last_minute: last } }, { mail });
     }, (d) => {
@@ -295,7 +288,7 @@ export class Session {
       return this.sequence('eom', this.phase !== 'open' ? this.why() : 'end of message before end of headers');
     }
     this.tx = null;
-    this.pendingRate = null;
+    this.counting.awaitDelivery(null);
     return this.run('eom', () => {
       const facts = {
         ...this.mailFacts(tx.mailFrom, tx.params),
@@ -307,7 +300,7 @@ export class Session {
       return this.evaluate('eom', facts, { mail: tx.mail });
     }, (d) => {
       // A discarded message was never delivered: it does not count towards the message rate.
-      if (d.decision === 'accept') this.pendingRate = tx.rateKeys;
+      if (d.decision === 'accept') this.counting.awaitDelivery(tx.rateKeys);
       this.after(d);
     }, () => tx);
   }
@@ -317,16 +310,7 @@ export class Session {
    * MTA took it): it counts towards the message rate. Call it once per accepted message.
    */
   async messageAccepted(): Promise<void> {
-    const keys = this.pendingRate;
-    this.pendingRate = null;
-    if (keys === null) return;
-    this.accepted++;
-    try {
-      for (const key of keys) await this.counters.recordMessage(key);
-    } catch (e) {
-      // The message is already delivered: a store that fails loses one count, never the message.
-      this.env.fault('counter store failed to record a message', e, this.options.logBindings ?? {});
-    }
+    if (await this.counting.delivered()) this.accepted++;
   }
 
   /** RSET (or the MTA aborting a message): the transaction ends. */
@@ -338,21 +322,10 @@ export class Session {
   async close(): Promise<void> {
     this.phase = 'closed';
     this.tx = null;
-    const key = this.connKey;
-    this.connKey = null;
-    if (key !== null) await this.release(key);
+    await this.counting.close();
   }
 
   // --- internals -------------------------------------------------------------------------------
-
-  private async release(key: ConnectionKey): Promise<void> {
-    try {
-      await this.counters.closeConnection(key);
-    } catch (e) {
-      // A counter store that fails here leaves a stale count; it must not fail the close.
-      this.env.fault('counter store failed to release a connection', e, this.options.logBindings ?? {});
-    }
-  }
 
   private base(): Facts {
     return { local: this.init.local, remote: this.init.remote, ...(this.tls === null ? {} : { tls: this.tls }), ...(this.authFacts === null ? {} : { auth: this.authFacts }) };
@@ -386,23 +359,6 @@ export class Session {
   private reset(): void {
     this.input = null;
     this.cached = null;
-  }
-
-  /** The rate keys of a message on this connector (per its message_rate_source). */
-  private rateKeys(): string[] {
-    const conn = this.snap.connector(this.connectorName);
-    if (conn === undefined || conn.message_rate_limit === null) return [];
-    const input = this.sessionInput();
-    const byIp = `${conn.name}\0ip:${input.connection.remote.ip}`;
-    // Exchange MessageRateSource: User counts per authenticated user (an anonymous client, or an
-    // AUTH the policy does not accept, is its address), IPAddress per client address, All both.
-    // A user is her identity, whichever login name she used; a login without one is itself.
-    const doc = this.document(input).doc;
-    const user = !doc.authenticated ? null : doc.identity !== null ? `identity:${doc.identity}` : doc.login === null ? null : `login:${doc.login}`;
-    const byUser = user === null ? byIp : `${conn.name}\0${user}`;
-    if (conn.message_rate_source === 'ip_address') return [byIp];
-    if (conn.message_rate_source === 'all') return byUser === byIp ? [byIp] : [byUser, byIp];
-    return [byUser];
   }
 
   private evaluate<S extends Stage>(stage: S, facts: Facts, parts = {}): DecisionFor<S> {

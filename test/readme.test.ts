@@ -5,6 +5,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ENTRYPOINTS } from '../engine/bundle.js';
 import { README_BLOCKS, renderReadme } from '../engine/docs.js';
 import { REASONS } from '../engine/replies.js';
 import { root } from './helpers/engine.js';
@@ -30,7 +31,8 @@ describe('README.md', () => {
 
   it('describes the session entrypoint and the current layout', () => {
     const bundleSection = readme.slice(readme.indexOf('## The policy bundle'), readme.indexOf('## Performance'));
-    expect(bundleSection).toContain('mta/session');
+    // The section names the session entrypoint and the stage range `first` … `last`.
+    for (const e of [ENTRYPOINTS[0], ENTRYPOINTS[1], ENTRYPOINTS.at(-1)]) expect(bundleSection).toContain(`\`${String(e)}\``);
     expect(readme).not.toMatch(/^cli\/ .*scenarios\.ts/m);
   });
 });

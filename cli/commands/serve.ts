@@ -3,7 +3,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { pino, type Level } from 'pino';
 import type { Io } from '../program.js';
 import { EXIT } from '../program.js';
-import { startServe } from '../serve/serve.js';
+import { startServe, type Served } from '../serve/serve.js';
 
 /** Levels `--log-level` takes (pino's). */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -31,10 +31,65 @@ export interface ServeCommandOptions {
  */
 export async function serveCommand(opts: ServeCommandOptions, io: Io): Promise<number> {
   const logger = pino({ level: opts.logLevel, base: { pid: process.pid } }, io.stdout as pino.DestinationStream);
-  const served = await startServe({ configFile: opts.config, logger, ...(opts.bundle === undefined ? {} : { bundle: opts.bundle }) });
-
+  // Signals and the watch are taken before the configuration is read: an edit, a SIGHUP or a
+  // SIGTERM that arrives while starting is acted on once the listeners are up, never lost
+  // (and never the default action of killing the process).
+  let served: Served | undefined;
+  let pendingReload: string | undefined;
+  let pendingStop: NodeJS.Signals | undefined;
+  let stopping = false;
   let watcher: FSWatcher | undefined;
   let debounce: NodeJS.Timeout | undefined;
+  let done: (code: number) => void = () => undefined;
+  const finished = new Promise<number>((resolve) => (done = resolve));
+
+  const reload = (trigger: string): void => {
+    if (served === undefined) pendingReload = trigger;
+    else if (!stopping) void served.reload(trigger);
+  };
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.error({ signal }, 'second signal: exiting now, work in flight is lost');
+      process.exit(EXIT.failure);
+    }
+    if (served === undefined) {
+      pendingStop ??= signal;
+      return;
+    }
+    stopping = true;
+    const running = served;
+    logger.info({ signal, deadline_ms: opts.shutdownTimeoutMs }, 'shutting down: no new connections, finishing work in flight');
+    watcher?.close();
+    clearTimeout(debounce);
+    const stuck = setTimeout(() => {
+      logger.error({ signal }, 'listeners did not close after the deadline; exiting');
+      process.exit(EXIT.failure);
+    }, opts.shutdownTimeoutMs + CLOSE_GRACE_MS);
+    running.close(opts.shutdownTimeoutMs).then(
+      () => {
+        clearTimeout(stuck);
+        logger.info({}, 'stopped');
+        done(EXIT.ok);
+      },
+      (e: unknown) => {
+        clearTimeout(stuck);
+        logger.error({ err: e instanceof Error ? e.message : String(e) }, 'closing failed');
+        done(EXIT.failure);
+      },
+    );
+  };
+  const onHup = (): void => reload('SIGHUP');
+  process.on('SIGHUP', onHup);
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  const release = (): void => {
+    watcher?.close();
+    clearTimeout(debounce);
+    process.off('SIGHUP', onHup);
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+  };
+
   if (opts.watch) {
     // The directory, not the file: editors and config managers replace the file by rename.
     const file = resolve(opts.config);
@@ -43,7 +98,7 @@ export async function serveCommand(opts: ServeCommandOptions, io: Io): Promise<n
       watcher = watch(dirname(file), (_event, changed) => {
         if (changed !== null && changed !== name) return;
         clearTimeout(debounce);
-        debounce = setTimeout(() => void served.reload('file'), WATCH_DEBOUNCE_MS);
+        debounce = setTimeout(() => reload('file'), WATCH_DEBOUNCE_MS);
       });
       watcher.on('error', (e) => logger.warn({ err: e.message }, 'configuration file watch failed; reload with SIGHUP'));
     } catch (e) {
@@ -51,41 +106,15 @@ export async function serveCommand(opts: ServeCommandOptions, io: Io): Promise<n
     }
   }
 
-  const onHup = (): void => void served.reload('SIGHUP');
-  process.on('SIGHUP', onHup);
-
-  const code = await new Promise<number>((done) => {
-    let stopping = false;
-    const onStop = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        logger.error({ signal }, 'second signal: exiting now, work in flight is lost');
-        process.exit(EXIT.failure);
-      }
-      stopping = true;
-      logger.info({ signal, deadline_ms: opts.shutdownTimeoutMs }, 'shutting down: no new connections, finishing work in flight');
-      watcher?.close();
-      clearTimeout(debounce);
-      const stuck = setTimeout(() => {
-        logger.error({ signal }, 'listeners did not close after the deadline; exiting');
-        done(EXIT.failure);
-      }, opts.shutdownTimeoutMs + CLOSE_GRACE_MS);
-      stuck.unref();
-      served.close(opts.shutdownTimeoutMs).then(
-        () => {
-          clearTimeout(stuck);
-          logger.info({}, 'stopped');
-          done(EXIT.ok);
-        },
-        (e: unknown) => {
-          clearTimeout(stuck);
-          logger.error({ err: e instanceof Error ? e.message : String(e) }, 'closing failed');
-          done(EXIT.failure);
-        },
-      );
-    };
-    process.on('SIGTERM', onStop);
-    process.on('SIGINT', onStop);
-  });
-  process.off('SIGHUP', onHup);
+  try {
+    served = await startServe({ configFile: opts.config, logger, ...(opts.bundle === undefined ? {} : { bundle: opts.bundle }) });
+  } catch (e) {
+    release();
+    throw e;
+  }
+  if (pendingStop !== undefined) stop(pendingStop);
+  else if (pendingReload !== undefined) reload(pendingReload);
+  const code = await finished;
+  release();
   return code;
 }

@@ -240,7 +240,7 @@ describe('mta-policy serve', () => {
     writeFileSync(file, northwindText({ [NORTHWIND.client]: { listen: true, bindings: ['127.0.0.1:2587'] } }, { milter: { listen: 'inet:1@127.0.0.1' } }));
     const s = serve(file);
     expect((await s.exited).code).toBe(1);
-    expect(s.stderr).toBe(`mta-policy: ${file}: connector "${NORTHWIND.client}" has listen: true, but this build has no native submission listener (set listen: false on them, or configure milter / postfix_policy in front of your MTA)\n`);
+    expect(s.stderr).toBe(`mta-policy: ${file}: connector "${NORTHWIND.client}" has listen: true, but this build has no native submission listener (set listen: false on it and configure milter / postfix_policy in front of your MTA)\n`);
   });
 
   it('a bad configuration at start-up is reported as check reports it (file:line: key), nothing listens', async () => {

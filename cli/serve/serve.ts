@@ -88,7 +88,7 @@ export async function startServe(options: ServeOptions): Promise<Served> {
     throw new ServeError(
       'SERVE_NATIVE_UNSERVED',
       `${config.file}: connector${missing.length === 1 ? '' : 's'} ${missing.map((c) => JSON.stringify(c)).join(', ')} ${missing.length === 1 ? 'has' : 'have'} listen: true, ` +
-        'but this build has no native submission listener (set listen: false on them, or configure milter / postfix_policy in front of your MTA)',
+        `but this build has no native submission listener (set listen: false on ${missing.length === 1 ? 'it' : 'them'} and configure milter / postfix_policy in front of your MTA)`,
     );
   }
   const planned = adapters.map((a) => ({ adapter: a, plan: a.plan(config) })).filter((p) => p.plan.length > 0);

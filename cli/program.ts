@@ -4,6 +4,7 @@ import { STAGES } from '../engine/types.js';
 import { buildCommand } from './commands/build.js';
 import { checkCommand } from './commands/check.js';
 import { evalCommand } from './commands/eval.js';
+import { milterCheckCommand } from './commands/milter-check.js';
 import { LOG_LEVELS, serveCommand } from './commands/serve.js';
 import { testCommand } from './commands/test.js';
 import { DEFAULT_SHUTDOWN_TIMEOUT_MS } from './serve/serve.js';
@@ -64,6 +65,20 @@ function createProgram(io: Io, state: State): Command {
     .action(async (cases: string[], opts: { config: string; bundle?: string }) => {
       state.code = await testCommand({ ...opts, cases }, io);
     });
+
+  program
+    .command('milter-check')
+    .description("act as an MTA against a running milter for the SMTP conversation an eval facts file describes; prints each stage's reply")
+    .requiredOption('--connect <address>', 'the milter: inet:PORT@HOST, inet6:PORT@HOST or unix:/path')
+    .requiredOption('-f, --facts <file>', 'facts JSON file, as for eval (- for standard input)')
+    .option('--timeout <ms>', 'wait for each reply (ms)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a positive number of milliseconds');
+      return n;
+    }, 10_000)
+    .action(async (opts: { connect: string; facts: string; timeout: number }) => {
+      state.code = await milterCheckCommand(opts, io);
+      });
 
   program
     .command('serve')

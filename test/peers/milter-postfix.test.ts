@@ -11,17 +11,23 @@
  *                so a client can AUTH in plaintext and the policy must refuse it at MAIL)
  *   broken     → the same connector through a second milter whose engine's counter store
  *                fails (an engine failure)
+ *   killable   → the Internet connector through mta-policy's milter as a process of its own
+ *                on a unix socket (test/bench/milter-process.ts), which a test SIGKILLs
  * The configuration is northwind.yaml with those connectors re-bound to Postfix's loopback
  * ports, loaded into the running engine with `engine.reload` once Postfix has its ports.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startMilter } from '../../adapters/milter/enforce.js';
 import type { MilterServer } from '../../adapters/milter/server.js';
 import { MemoryCounters, type Counters } from '../../engine/counters.js';
 import { Engine } from '../../engine/engine.js';
-import { NORTHWIND, POSTFIX_MILTER_MAIN, northwindConfig } from '../bench/milter-config.js';
+import { NORTHWIND, POSTFIX_MILTER_MAIN, northwindConfig, northwindText } from '../bench/milter-config.js';
+import { spawnMilterProcess, type MilterProcess } from '../bench/milter-process.js';
 import { recordingLogger, type LogLine } from '../milter/helpers.js';
-import { PeerStack, SmtpDialog, startDovecot, startPostfix, smtpSink, swaks, type PostfixInstance, type SmtpSink } from './harness.js';
+import { PeerStack, SmtpDialog, makeRunDir, startDovecot, startPostfix, smtpSink, swaks, type PostfixInstance, type SmtpSink } from './harness.js';
+import { removeRunDir } from './proc.js';
 import { describePeers } from './skip.js';
 
 const NANCY = { user: 'nancy', password: 'nancy-secret' };
@@ -32,6 +38,7 @@ let engine: Engine;
 let milter: MilterServer;
 let pf: PostfixInstance;
 let sink: SmtpSink;
+let killable: MilterProcess;
 
 describePeers('peers: Postfix 3.7 with mta-policy as its milter', ['postfix', 'smtp-tools', 'swaks', 'dovecot', 'openssl'], () => {
   beforeAll(async () => {
@@ -52,6 +59,9 @@ describePeers('peers: Postfix 3.7 with mta-policy as its milter', ['postfix', 's
     const brokenMilter = await startMilter(broken, { listen: 'inet:0@127.0.0.1', logger: recordingLogger() });
     peers.add({ stop: () => brokenMilter.close(1_000) });
     const port = (m: MilterServer): number => (m.address.transport === 'inet' ? m.address.port : 0);
+    const runDir = await makeRunDir('milter-process');
+    peers.add({ stop: async () => removeRunDir(runDir) });
+    const socket = join(runDir, 'milter.sock');
     pf = peers.add(await startPostfix({
       tls: true,
       dovecotSasl: dv.authSocket,
@@ -60,14 +70,20 @@ describePeers('peers: Postfix 3.7 with mta-policy as its milter', ['postfix', 's
       services: {
         submission: { smtpd_sasl_auth_enable: 'yes', smtpd_tls_auth_only: 'no' },
         broken: { smtpd_sasl_auth_enable: 'yes', smtpd_milters: `inet:127.0.0.1:${port(brokenMilter)}` },
+        killable: { smtpd_milters: `unix:${socket}` },
       },
     }));
-    const config = northwindConfig({
-      [NORTHWIND.internet]: { bindings: [`127.0.0.1:${pf.port}`] },
+    const overrides = {
+      [NORTHWIND.internet]: { bindings: [`127.0.0.1:${pf.port}`, `127.0.0.1:${pf.ports['killable']}`] },
       [NORTHWIND.client]: { bindings: [`127.0.0.1:${pf.ports['submission']}`, `127.0.0.1:${pf.ports['broken']}`] },
-    }, { milter: { listen: `inet:${port(milter)}@127.0.0.1` } });
+    };
+    const config = northwindConfig(overrides, { milter: { listen: `inet:${port(milter)}@127.0.0.1` } });
     await engine.reload(config);
     await broken.reload(config);
+    const file = join(runDir, 'mta-policy.yaml');
+    writeFileSync(file, northwindText(overrides, { milter: { listen: `unix:${socket}` } }));
+    killable = await spawnMilterProcess({ config: file, listen: `unix:${socket}`, socketMode: 0o666 });
+    peers.add({ stop: () => killable.kill() });
   });
   afterAll(() => peers.stopAll());
 
@@ -149,16 +165,21 @@ describePeers('peers: Postfix 3.7 with mta-policy as its milter', ['postfix', 's
     expect(replies(r)).toMatch(/^451 4\.3\.0 Temporary policy failure, try again later$/m);
   });
 
-  // Last: it stops the milter.
-  it('with mta-policy gone, Postfix tempfails (milter_default_action = tempfail), also mid-session', async () => {
-    const { dialog } = await SmtpDialog.connect(pf.port);
+  it('with the mta-policy process killed, Postfix tempfails (milter_default_action = tempfail), also mid-session', async () => {
+    const killablePort = pf.ports['killable'] ?? 0;
+    const before = await swaks({ server: `127.0.0.1:${killablePort}`, from: 'alice@example.net', to: 'bob@example.org' });
+    expect(replies(before)).toMatch(/^550 5\.7\.54 /m); // the process enforces…
+    const { dialog } = await SmtpDialog.connect(killablePort);
     expect((await dialog.command('EHLO client.test')).code).toBe(250);
-    await milter.close(0); // drops the open milter connection, as a killed process would
+    await killable.kill(); // SIGKILL: the open milter connection drops as in a crash
     const mail = await dialog.command('MAIL FROM:<alice@example.net>');
     expect(`${mail.code} ${mail.lines[0]}`).toMatch(/^451 4\.7\.1 /);
     await dialog.close();
-    const r = await swaks({ server: smtp(), from: 'alice@example.net', to: 'nancy@northwind.test' });
+    const r = await swaks({ server: `127.0.0.1:${killablePort}`, from: 'alice@example.net', to: 'nancy@northwind.test' });
     expect(r.code).not.toBe(0);
     expect(replies(r)).toMatch(/^451 4\.7\.1 Service unavailable - try again later$/m);
+    // The in-process milter (another socket) keeps serving the other listeners.
+    const other = await swaks({ server: smtp(), from: 'alice@example.net', to: 'bob@example.org' });
+    expect(replies(other)).toMatch(/^550 5\.7\.54 /m);
   });
 });

@@ -14,8 +14,9 @@
  * - Graceful close: stop accepting, let open connections finish within a deadline, then
  *   destroy the rest.
  */
-import { chmod, lstat, unlink } from 'node:fs/promises';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import { writeDrained } from '../shared/connection.js';
+import { bindServer, closeGracefully } from '../shared/listen.js';
 import { FrameDecoder, type Frame } from './codec.js';
 import { decodeCommand } from './commands.js';
 import { MilterProtocolError, MilterServerError } from './errors.js';
@@ -74,31 +75,11 @@ export class MilterServer {
   static async start(opts: MilterServerOptions): Promise<MilterServer> {
     const spec = parseListen(opts.listen);
     const log = opts.logger.child({ adapter: 'milter' });
-    if (spec.transport === 'unix') await removeStaleSocket(spec.path);
     // allowHalfOpen: after the MTA's EOF we still answer what it sent before, then end.
     const server = createServer({ allowHalfOpen: true, noDelay: true });
-    await new Promise<void>((resolve, reject) => {
-      const onError = (e: Error): void => reject(new MilterServerError('MILTER_LISTEN_FAILED', `cannot listen on ${formatListen(spec)}: ${e.message}`, { cause: e }));
-      server.once('error', onError);
-      const done = (): void => {
-        server.off('error', onError);
-        resolve();
-      };
-      if (spec.transport === 'unix') server.listen({ path: spec.path, exclusive: true }, done);
-      else server.listen({ host: spec.host, port: spec.port, ipv6Only: spec.family === 6, exclusive: true }, done);
+    const address = await bindServer(server, spec, opts.socketMode ?? DEFAULT_SOCKET_MODE).catch((e: unknown) => {
+      throw new MilterServerError('MILTER_LISTEN_FAILED', (e as Error).message, { cause: e });
     });
-    let address: ListenAddress = spec;
-    if (spec.transport === 'unix') {
-      try {
-        await chmod(spec.path, opts.socketMode ?? DEFAULT_SOCKET_MODE);
-      } catch (e) {
-        server.close();
-        throw new MilterServerError('MILTER_LISTEN_FAILED', `cannot set the mode of ${spec.path}: ${(e as Error).message}`, { cause: e });
-      }
-    } else {
-      const a = server.address();
-      if (a !== null && typeof a === 'object') address = { ...spec, port: a.port };
-    }
     const self = new MilterServer(server, address, log);
     let ids = 0;
     server.on('connection', (socket) => {
@@ -117,45 +98,11 @@ export class MilterServer {
    */
   close(deadlineMs = DEFAULT_CLOSE_DEADLINE_MS): Promise<void> {
     this.closing ??= (async () => {
-      const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
-      const drained = Promise.all([...this.live].map((c) => c.closed));
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<'deadline'>((resolve) => {
-        timer = setTimeout(() => resolve('deadline'), deadlineMs);
-      });
-      const outcome = await Promise.race([drained, deadline]);
-      clearTimeout(timer);
-      if (outcome === 'deadline' && this.live.size > 0) {
-        this.log.warn({ connections: this.live.size }, 'milter close deadline reached; dropping open connections');
-        for (const c of this.live) c.destroy();
-        await Promise.all([...this.live].map((c) => c.closed));
-      }
-      await stopped;
-      if (this.address.transport === 'unix') await unlink(this.address.path).catch(() => undefined);
+      await closeGracefully(this.server, this.address, this.live, deadlineMs, (open) => this.log.warn({ connections: open }, 'milter close deadline reached; dropping open connections'));
       this.log.info({ listen: formatListen(this.address) }, 'milter listener closed');
     })();
     return this.closing;
   }
-}
-
-/**
- * A unix socket path may hold the socket of a previous run. Remove it only if it is a socket
- * that nobody answers on; refuse anything else (a file, a live socket) rather than delete it.
- */
-async function removeStaleSocket(path: string): Promise<void> {
-  const st = await lstat(path).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
-  if (st === undefined) return;
-  if (!st.isSocket()) throw new MilterServerError('MILTER_LISTEN_FAILED', `cannot listen on unix:${path}: the path exists and is not a socket`);
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = connect({ path });
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-  if (live) throw new MilterServerError('MILTER_LISTEN_FAILED', `cannot listen on unix:${path}: another process is listening on it`);
-  await unlink(path);
 }
 
 /** One MTA connection: decoder → session → replies, strictly in order. */
@@ -268,20 +215,6 @@ class Connection {
 
   /** Write and wait until the socket accepted it (drain), bounded by the write timeout. */
   private write(buf: Buffer): Promise<void> {
-    if (this.socket.write(buf)) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.drop('warn', 'MILTER_TIMEOUT', 'replies were not read in time');
-        finish();
-      }, this.writeTimeoutMs);
-      const finish = (): void => {
-        clearTimeout(timer);
-        this.socket.off('drain', finish);
-        this.socket.off('close', finish);
-        resolve();
-      };
-      this.socket.once('drain', finish);
-      this.socket.once('close', finish);
-    });
+    return writeDrained(this.socket, buf, this.writeTimeoutMs, () => this.drop('warn', 'MILTER_TIMEOUT', 'replies were not read in time'));
   }
 }

@@ -3,19 +3,14 @@
  * the verdicts and modifications the handler returns, and the logger it passes in. The
  * handler never sees bytes; the session never sees policy.
  */
+import type { AdapterLogger } from '../shared/logger.js';
 import type { AddressFamily } from './commands.js';
 import type { Macros } from './macros.js';
 import type { Negotiated } from './negotiate.js';
 import type { ReplyText } from './reply-text.js';
 
-/** Pino-compatible logger: only the `(object, message)` call form is used. */
-export interface MilterLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-  child(bindings: Record<string, unknown>): MilterLogger;
-}
+/** Pino-compatible logger (adapters/shared/logger.ts). */
+export type MilterLogger = AdapterLogger;
 
 /** SMFIC_CONNECT as the handler sees it. */
 export interface ConnectInfo {

@@ -9,7 +9,7 @@ export { DEFAULT_LIMITS, ReplyDecoder, RequestDecoder, encodeAction, encodeReque
 export { PROTOCOL_STATES, REQUEST_TYPE, decodeXtext, requestFacts, smtpPath, type ProtocolState, type RequestFacts } from './attributes.js';
 export { actionFor, failureAction, type ActionKind, type PolicyAction } from './actions.js';
 export { DEFAULT_DECISION_TIMEOUT_MS, answerRequest, type PolicyAnswer, type PolicyEngine } from './session.js';
-export { formatListen, parseListen, postfixEndpoint, type SocketAddress } from './endpoint.js';
+export { formatListen, parseListen, postfixEndpoint, type ListenAddress } from '../shared/listen.js';
 export {
   PolicyProtocolError,
   PolicyRequestError,

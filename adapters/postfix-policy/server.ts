@@ -19,21 +19,18 @@
  * - Logs carry codes, states and decision ids — never attribute values, so no address,
  *   certificate name or SASL login reaches the log from here.
  */
-import { chmod, lstat, unlink } from 'node:fs/promises';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import { writeDrained } from '../shared/connection.js';
+import type { AdapterLogger } from '../shared/logger.js';
+import type { SocketAddress } from '../../engine/config/endpoints.js';
+import { isParseFailure } from '../../engine/ip.js';
+import { bindServer, closeGracefully, formatListen, fromSocketAddress, parseListen, postfixEndpoint, type ListenAddress } from '../shared/listen.js';
 import { RequestDecoder, encodeAction, type PolicyLimits, type PolicyRequest } from './codec.js';
-import { formatListen, parseListen, postfixEndpoint, type SocketAddress } from './endpoint.js';
 import { PolicyProtocolError, PolicyServerError } from './errors.js';
 import { answerRequest, type PolicyEngine } from './session.js';
 
-/** The logger: pino's Logger satisfies it. */
-export interface PolicyLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-  child(bindings: Record<string, unknown>): PolicyLogger;
-}
+/** The logger (adapters/shared/logger.ts): pino's Logger satisfies it. */
+export type PolicyLogger = AdapterLogger;
 
 /** Longer than Postfix's `smtpd_policy_service_max_ttl` (1000 s): only a dead peer is this silent. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 1_100_000;
@@ -48,8 +45,11 @@ export const DEFAULT_MAX_CONNECTIONS = 1024;
 
 /** Options of {@link PolicyServer.start}. */
 export interface PolicyServerOptions {
-  /** `Config.postfixPolicy.listen`, or its text (`inet:10040@127.0.0.1`, `unix:/path`); port 0 picks a free port. */
-  readonly listen: SocketAddress | string;
+  /**
+   * `Config.postfixPolicy.listen` (a `SocketAddress`), a parsed {@link ListenAddress}, or the
+   * text (`inet:10040@127.0.0.1`, `unix:/path`; adapters/shared/listen.ts). Port 0 picks a free port.
+   */
+  readonly listen: SocketAddress | ListenAddress | string;
   readonly engine: PolicyEngine;
   readonly logger: PolicyLogger;
   /** Request bounds; defaults in codec.ts. */
@@ -69,13 +69,13 @@ export interface PolicyServerOptions {
 /** A running policy listener. */
 export class PolicyServer {
   /** Where it listens; for port 0 the port the OS chose. */
-  readonly address: SocketAddress;
+  readonly address: ListenAddress;
   private readonly server: Server;
   private readonly log: PolicyLogger;
   private readonly live = new Set<Connection>();
   private closing: Promise<void> | undefined;
 
-  private constructor(server: Server, address: SocketAddress, log: PolicyLogger) {
+  private constructor(server: Server, address: ListenAddress, log: PolicyLogger) {
     this.server = server;
     this.address = address;
     this.log = log;
@@ -97,34 +97,14 @@ export class PolicyServer {
    * another file at the path).
    */
   static async start(opts: PolicyServerOptions): Promise<PolicyServer> {
-    const spec = typeof opts.listen === 'string' ? parseListen(opts.listen) : opts.listen;
+    const spec = listenAddress(opts.listen);
     const log = opts.logger.child({ adapter: 'postfix-policy' });
-    if (spec.kind === 'unix') await removeStaleSocket(spec.path);
     // allowHalfOpen: after Postfix's EOF we still answer what it sent before, then end.
     const server = createServer({ allowHalfOpen: true, noDelay: true });
     server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (e: Error): void => reject(new PolicyServerError('POLICY_LISTEN_FAILED', `cannot listen on ${formatListen(spec)}: ${e.message}`, { cause: e }));
-      server.once('error', onError);
-      const done = (): void => {
-        server.off('error', onError);
-        resolve();
-      };
-      if (spec.kind === 'unix') server.listen({ path: spec.path, exclusive: true }, done);
-      else server.listen({ host: spec.host, port: spec.port, ipv6Only: spec.host.includes(':'), exclusive: true }, done);
+    const address = await bindServer(server, spec, opts.socketMode ?? DEFAULT_SOCKET_MODE).catch((e: unknown) => {
+      throw new PolicyServerError('POLICY_LISTEN_FAILED', (e as Error).message, { cause: e });
     });
-    let address: SocketAddress = spec;
-    if (spec.kind === 'unix') {
-      try {
-        await chmod(spec.path, opts.socketMode ?? DEFAULT_SOCKET_MODE);
-      } catch (e) {
-        server.close();
-        throw new PolicyServerError('POLICY_LISTEN_FAILED', `cannot set the mode of ${spec.path}: ${(e as Error).message}`, { cause: e });
-      }
-    } else {
-      const a = server.address();
-      if (a !== null && typeof a === 'object') address = { ...spec, port: a.port };
-    }
     const self = new PolicyServer(server, address, log);
     let ids = 0;
     server.on('connection', (socket) => {
@@ -144,45 +124,20 @@ export class PolicyServer {
    */
   close(deadlineMs = DEFAULT_CLOSE_DEADLINE_MS): Promise<void> {
     this.closing ??= (async () => {
-      const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
       for (const c of this.live) c.shutdown();
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<'deadline'>((resolve) => {
-        timer = setTimeout(() => resolve('deadline'), deadlineMs);
-      });
-      const outcome = await Promise.race([Promise.all([...this.live].map((c) => c.closed)), deadline]);
-      clearTimeout(timer);
-      if (outcome === 'deadline' && this.live.size > 0) {
-        this.log.warn({ connections: this.live.size }, 'policy close deadline reached; dropping open connections');
-        for (const c of this.live) c.destroy();
-        await Promise.all([...this.live].map((c) => c.closed));
-      }
-      await stopped;
-      if (this.address.kind === 'unix') await unlink(this.address.path).catch(() => undefined);
+      await closeGracefully(this.server, this.address, this.live, deadlineMs, (open) => this.log.warn({ connections: open }, 'policy close deadline reached; dropping open connections'));
       this.log.info({ listen: formatListen(this.address) }, 'postfix policy server closed');
     })();
     return this.closing;
   }
 }
 
-/**
- * A unix socket path may hold the socket of a previous run. Remove it only if it is a socket
- * nobody answers on; refuse anything else (a file, a live socket) rather than delete it.
- */
-async function removeStaleSocket(path: string): Promise<void> {
-  const st = await lstat(path).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(new PolicyServerError('POLICY_LISTEN_FAILED', `cannot listen on unix:${path}: ${e.message}`, { cause: e }))));
-  if (st === undefined) return;
-  if (!st.isSocket()) throw new PolicyServerError('POLICY_LISTEN_FAILED', `cannot listen on unix:${path}: the path exists and is not a socket`);
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = connect({ path });
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-  if (live) throw new PolicyServerError('POLICY_LISTEN_FAILED', `cannot listen on unix:${path}: another process is listening on it`);
-  await unlink(path);
+/** `PolicyServerOptions.listen` → a {@link ListenAddress}; a malformed text is `POLICY_LISTEN_FAILED`. */
+function listenAddress(listen: PolicyServerOptions['listen']): ListenAddress {
+  if (typeof listen !== 'string') return 'kind' in listen ? fromSocketAddress(listen) : listen;
+  const r = parseListen(listen);
+  if (isParseFailure(r)) throw new PolicyServerError('POLICY_LISTEN_FAILED', `invalid policy listen address ${JSON.stringify(listen)}: ${r.error} (${r.fix ?? ''})`);
+  return r;
 }
 
 /** One policy connection: decoder → answers, strictly in order. */
@@ -321,20 +276,6 @@ class Connection {
 
   /** Write and wait until the socket accepted it (drain), bounded by the request timeout. */
   private write(buf: Buffer): Promise<void> {
-    if (this.socket.write(buf)) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.drop('warn', 'POLICY_TIMEOUT', 'answers were not read in time');
-        finish();
-      }, this.requestMs);
-      const finish = (): void => {
-        clearTimeout(timer);
-        this.socket.off('drain', finish);
-        this.socket.off('close', finish);
-        resolve();
-      };
-      this.socket.once('drain', finish);
-      this.socket.once('close', finish);
-    });
+    return writeDrained(this.socket, buf, this.requestMs, () => this.drop('warn', 'POLICY_TIMEOUT', 'answers were not read in time'));
   }
 }

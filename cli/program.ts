@@ -78,7 +78,7 @@ function createProgram(io: Io, state: State): Command {
     }, 10_000)
     .action(async (opts: { connect: string; facts: string; timeout: number }) => {
       state.code = await milterCheckCommand(opts, io);
-      });
+    });
 
   program
     .command('serve')

@@ -7,7 +7,8 @@
 import type { Config, SocketAddress, SourceRef } from '../../engine/config/types.js';
 import type { Engine } from '../../engine/engine.js';
 import { startMilter } from '../../adapters/milter/index.js';
-import { PolicyServer, formatListen } from '../../adapters/postfix-policy/index.js';
+import { PolicyServer } from '../../adapters/postfix-policy/index.js';
+import { formatListen, fromSocketAddress } from '../../adapters/shared/listen.js';
 
 /** The logger adapters write to (pino's Logger satisfies it). */
 export interface ServeLogger {
@@ -85,7 +86,7 @@ function mtaConnectors(config: Config): string[] {
 }
 
 function mtaListener(listener: { readonly listen: SocketAddress; readonly source: SourceRef } | undefined, config: Config): PlannedListener[] {
-  return listener === undefined ? [] : [{ address: formatListen(listener.listen), connectors: mtaConnectors(config), source: listener.source }];
+  return listener === undefined ? [] : [{ address: formatListen(fromSocketAddress(listener.listen)), connectors: mtaConnectors(config), source: listener.source }];
 }
 
 /** The milter (`milter.listen`): Postfix `smtpd_milters`, Sendmail `INPUT_MAIL_FILTER`. */
@@ -95,7 +96,7 @@ export const MILTER: AdapterEntry = {
   async start({ engine, logger, plan }) {
     const p = plan[0] as PlannedListener;
     const server = await startMilter(engine, { listen: p.address, logger });
-    return { listeners: [{ address: formatListen(fromMilter(server.address)), connectors: p.connectors }], close: (ms) => server.close(ms) };
+    return { listeners: [{ address: formatListen(server.address), connectors: p.connectors }], close: (ms) => server.close(ms) };
   },
 };
 
@@ -109,11 +110,6 @@ export const POSTFIX_POLICY: AdapterEntry = {
     return { listeners: [{ address: formatListen(server.address), connectors: p.connectors }], close: (ms) => server.close(ms) };
   },
 };
-
-/** The milter's own address type, in the configuration's shape (for one formatter). */
-function fromMilter(a: { transport: 'inet'; host: string; port: number } | { transport: 'unix'; path: string }): SocketAddress {
-  return a.transport === 'unix' ? { kind: 'unix', path: a.path } : { kind: 'inet', host: a.host, port: a.port };
-}
 
 /**
  * Every adapter this build can run, in start-up order. The native submission listener

@@ -16,9 +16,8 @@
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PolicyServer } from '../../adapters/postfix-policy/server.js';
-import { MemoryCounters, type Counters } from '../../engine/counters.js';
 import { Engine } from '../../engine/engine.js';
-import { INTERNET_IP, SCANNER_IP, northwindOnLoopback, recordingLogger, type LogLine } from '../postfix-policy/helpers.js';
+import { INTERNET_IP, SCANNER_IP, northwindOnLoopback, recordingLogger, unreachableCounters, type LogLine } from '../postfix-policy/helpers.js';
 import { PeerStack, smtpSink, startDovecot, startPostfix, swaks, type PostfixInstance, type SmtpSink, type SwaksOptions } from './harness.js';
 import { describePeers } from './skip.js';
 
@@ -41,14 +40,7 @@ describePeers('peers: Postfix 3.7 with a strict relay check delegating grants to
     const engine = await Engine.create({ config: placeholder, logger: recordingLogger(decisions) });
     const policy = await PolicyServer.start({ listen: 'inet:0@127.0.0.1', engine, logger: recordingLogger() });
     peers.add({ stop: () => policy.close(1_000) });
-    const base = new MemoryCounters();
-    const failing: Counters = {
-      openConnection: (k) => base.openConnection(k),
-      closeConnection: (k) => base.closeConnection(k),
-      recordMessage: (k) => base.recordMessage(k),
-      messagesLastMinute: () => Promise.reject(new Error('counter store unreachable')),
-    };
-    const broken = await Engine.create({ config: placeholder, counters: failing });
+    const broken = await Engine.create({ config: placeholder, counters: unreachableCounters() });
     const brokenPolicy = await PolicyServer.start({ listen: 'inet:0@127.0.0.1', engine: broken, logger: recordingLogger() });
     peers.add({ stop: () => brokenPolicy.close(1_000) });
     const dip = await deferIfPermitService();

@@ -1,10 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { actionFor, failureAction } from '../../adapters/postfix-policy/actions.js';
 import { answerRequest, type PolicyEngine } from '../../adapters/postfix-policy/session.js';
-import { MemoryCounters, type Counters } from '../../engine/counters.js';
 import { Engine } from '../../engine/engine.js';
 import type { Decision } from '../../engine/types.js';
-import { capturedRequests, northwindOnLoopback, request } from './helpers.js';
+import { capturedRequests, countersWithRate, northwindOnLoopback, request, unreachableCounters } from './helpers.js';
 
 const CAPTURED = { smtp: [40103], submission: [40493] };
 
@@ -68,15 +67,8 @@ describe('failures never answer OK', () => {
   let failing: Engine;
   let hanging: Engine;
   beforeAll(async () => {
-    const base = new MemoryCounters();
-    const counters = (rate: () => Promise<number>): Counters => ({
-      openConnection: (k) => base.openConnection(k),
-      closeConnection: (k) => base.closeConnection(k),
-      recordMessage: (k) => base.recordMessage(k),
-      messagesLastMinute: rate,
-    });
-    failing = await Engine.create({ config: northwindOnLoopback(CAPTURED), counters: counters(() => Promise.reject(new Error('counter store unreachable'))) });
-    hanging = await Engine.create({ config: northwindOnLoopback(CAPTURED), counters: counters(() => new Promise<number>(() => undefined)) });
+    failing = await Engine.create({ config: northwindOnLoopback(CAPTURED), counters: unreachableCounters() });
+    hanging = await Engine.create({ config: northwindOnLoopback(CAPTURED), counters: countersWithRate(() => new Promise<number>(() => undefined)) });
   });
 
   const sasl = (): ReadonlyMap<string, string> => {

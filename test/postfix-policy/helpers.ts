@@ -11,6 +11,7 @@ import { ReplyDecoder, RequestDecoder, encodeRequest, type PolicyRequest } from 
 import type { ListenAddress } from '../../adapters/shared/listen.js';
 import type { PolicyLogger } from '../../adapters/postfix-policy/server.js';
 import { projectRoot } from '../../engine/bundle.js';
+import { MemoryCounters, type Counters } from '../../engine/counters.js';
 import { parseConfig } from '../../engine/config/load.js';
 import type { Config } from '../../engine/config/types.js';
 
@@ -151,3 +152,21 @@ export function request(state: string, over: Readonly<Record<string, string>> = 
   for (const [k, v] of Object.entries(over)) m.set(k, v);
   return m;
 }
+
+/**
+ * In-memory counters whose message-rate read is `rate` — e.g. a store that is down
+ * (`() => Promise.reject(…)`: an engine failure on every rate-limited connector) or one that
+ * answers late. Everything else is MemoryCounters.
+ */
+export function countersWithRate(rate: () => Promise<number>): Counters {
+  const base = new MemoryCounters();
+  return {
+    openConnection: (k) => base.openConnection(k),
+    closeConnection: (k) => base.closeConnection(k),
+    recordMessage: (k) => base.recordMessage(k),
+    messagesLastMinute: rate,
+  };
+}
+
+/** The counter store is unreachable. */
+export const unreachableCounters = (): Counters => countersWithRate(() => Promise.reject(new Error('counter store unreachable')));

@@ -6,9 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PolicyServer, type PolicyServerOptions } from '../../adapters/postfix-policy/server.js';
 import { formatListen, type ListenAddress } from '../../adapters/shared/listen.js';
-import { MemoryCounters, type Counters } from '../../engine/counters.js';
 import { Engine } from '../../engine/engine.js';
-import { CAPTURES, INTERNET_IP, PolicyClient, capturedRequests, northwindOnLoopback, recordingLogger, request, type LogLine } from './helpers.js';
+import { CAPTURES, INTERNET_IP, PolicyClient, capturedRequests, countersWithRate, northwindOnLoopback, recordingLogger, request, unreachableCounters, type LogLine } from './helpers.js';
 
 const CAPTURED = { smtp: [40103], submission: [40493] };
 const LOCAL: ListenAddress = { transport: 'inet', host: '127.0.0.1', family: 4, port: 0 };
@@ -23,13 +22,7 @@ const clients: PolicyClient[] = [];
 
 beforeAll(async () => {
   engine = await Engine.create({ config: northwindOnLoopback(CAPTURED) });
-  const base = new MemoryCounters();
-  const held: Counters = {
-    openConnection: (k) => base.openConnection(k),
-    closeConnection: (k) => base.closeConnection(k),
-    recordMessage: (k) => base.recordMessage(k),
-    messagesLastMinute: () => new Promise<number>((resolve) => releases.push(() => resolve(0))),
-  };
+  const held = countersWithRate(() => new Promise<number>((resolve) => releases.push(() => resolve(0))));
   slow = await Engine.create({ config: northwindOnLoopback(CAPTURED), counters: held });
   dir = mkdtempSync(join(tmpdir(), 'policy-server-'));
 });
@@ -127,11 +120,7 @@ describe('PolicyServer timeouts, limits and failures', () => {
   });
 
   it('an engine failure is answered with a 4xx and the connection carries on', async () => {
-    const base = new MemoryCounters();
-    const failing = await Engine.create({
-      config: northwindOnLoopback(CAPTURED),
-      counters: { ...base, openConnection: (k) => base.openConnection(k), closeConnection: (k) => base.closeConnection(k), recordMessage: (k) => base.recordMessage(k), messagesLastMinute: () => Promise.reject(new Error('down')) },
-    });
+    const failing = await Engine.create({ config: northwindOnLoopback(CAPTURED), counters: unreachableCounters() });
     const s = await start({ engine: failing });
     const c = await client(s);
     expect(await c.ask(sasl())).toBe('451 4.3.0 Temporary policy failure, try again later');

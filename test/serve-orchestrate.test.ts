@@ -13,6 +13,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ADAPTERS, MILTER, POSTFIX_POLICY, nativeListeners, type AdapterEntry } from '../cli/serve/adapters.js';
 import { startServe, type Served } from '../cli/serve/serve.js';
 import { parseConfig } from '../engine/config/load.js';
+import { EXIT, main } from '../cli/program.js';
+import { captureIo } from './helpers/engine.js';
 import { NORTHWIND, northwindText } from './bench/milter-config.js';
 import { recordingLogger, type LogLine } from './milter/helpers.js';
 
@@ -109,6 +111,18 @@ describe('serve orchestration', () => {
       { ok: true, restartNeeded: false },
     ]);
     expect(lines.filter((l) => l.msg === 'configuration reloaded')).toHaveLength(2);
+  });
+
+  it('--shutdown-timeout takes positive seconds; anything else is a usage error before anything starts', async () => {
+    const file = configFile(northwindText({}, { postfix_policy: { listen: 'unix:@DIR@/p.sock' } }));
+    for (const bad of ['abc', '0', '-1', '1e3', '90000']) {
+      const { io, err } = captureIo();
+      expect(await main(['serve', '--config', file, '--shutdown-timeout', bad], io)).toBe(EXIT.usage);
+      expect(err()).toContain("option '--shutdown-timeout <seconds>' argument");
+    }
+    const { io, err } = captureIo();
+    expect(await main(['serve', '--config', file, '--log-level', 'loud'], io)).toBe(EXIT.usage);
+    expect(err()).toContain('Allowed choices are fatal, error, warn, info, debug, trace, silent');
   });
 
   it('close is idempotent and a reload after it is refused', async () => {

@@ -14,6 +14,7 @@ export const WATCH_DEBOUNCE_MS = 300;
 /** Extra time past the shutdown deadline for the adapters to drop what was left. */
 const CLOSE_GRACE_MS = 2_000;
 
+/** Options of {@link serveCommand}, as the CLI parsed them. */
 export interface ServeCommandOptions {
   readonly config: string;
   readonly bundle?: string;
@@ -48,7 +49,7 @@ export async function serveCommand(opts: ServeCommandOptions, io: Io): Promise<n
     else if (!stopping) void served.reload(trigger);
   };
   const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) {
+    if (stopping || pendingStop !== undefined) {
       logger.error({ signal }, 'second signal: exiting now, work in flight is lost');
       process.exit(EXIT.failure);
     }
@@ -112,7 +113,11 @@ export async function serveCommand(opts: ServeCommandOptions, io: Io): Promise<n
     release();
     throw e;
   }
-  if (pendingStop !== undefined) stop(pendingStop);
+  if (pendingStop !== undefined) {
+    const signal = pendingStop;
+    pendingStop = undefined;
+    stop(signal);
+  }
   else if (pendingReload !== undefined) reload(pendingReload);
   const code = await finished;
   release();

@@ -11,7 +11,7 @@ import { ConfigError, MtaPolicyError, formatIssue } from '../../engine/errors.js
 import { ADAPTERS, nativeListeners, type AdapterEntry, type PlannedListener, type RunningAdapter, type ServeLogger } from './adapters.js';
 
 /** Codes of the errors `serve` raises itself (the adapters' and the loader's pass through). */
-export type ServeErrorCode = 'SERVE_LISTEN_FAILED' | 'SERVE_NATIVE_UNSERVED' | 'SERVE_NOTHING_TO_SERVE';
+export type ServeErrorCode = 'SERVE_START_FAILED' | 'SERVE_NATIVE_UNSERVED' | 'SERVE_NOTHING_TO_SERVE';
 
 /** `serve` cannot start. The message is one line, fit for an operator. */
 export class ServeError extends MtaPolicyError {
@@ -104,7 +104,7 @@ export async function startServe(options: ServeOptions): Promise<Served> {
       await Promise.all(running.map((r) => r.run.close(0).catch(() => undefined)));
       const first = plan[0] as PlannedListener;
       const reason = e instanceof Error ? e.message : String(e);
-      throw new ServeError('SERVE_LISTEN_FAILED', `${where(first, adapter.name)}: ${reason}`, { cause: e });
+      throw new ServeError('SERVE_START_FAILED', `${where(first, adapter.name)}: ${reason}`, { cause: e });
     }
   }
   const listeners = running.flatMap((r) => r.run.listeners.map((l) => ({ adapter: r.adapter.name, ...l })));

@@ -12,20 +12,20 @@ import { isMap, isSeq, parseDocument } from 'yaml';
 import { projectRoot } from '../../engine/bundle.js';
 import { parseConfig } from '../../engine/config/load.js';
 import type { Config } from '../../engine/config/types.js';
+import { docPostfixMain, restrictionList } from './mta-integration-doc.js';
 
 /**
- * The Postfix main.cf milter settings the peers tests and the benchmark run with, as
- * docs/milter.md gives them (plus `smtpd_milters`, which names the socket). The relay
- * restrictions are permissive so that the milter sees every RCPT (it can refuse, not grant).
+ * The Postfix main.cf settings the peers tests and the benchmark run with: docs/mta-integration.md's
+ * `main.cf` snippet, without `smtpd_milters` (each test names its own socket) and with
+ * `check_policy_service` taken out of `smtpd_relay_restrictions` (no policy server runs in
+ * these tests; with the harness's `mynetworks = 127.0.0.0/8`, `permit_mynetworks` then lets the
+ * milter see every RCPT, and every refusal comes from the policy).
  */
-export const POSTFIX_MILTER_MAIN = {
-  milter_default_action: 'tempfail',
-  milter_protocol: '6',
-  milter_connect_macros: 'j {daemon_name} {daemon_addr} {daemon_port} {client_addr} {client_port} v _',
-  milter_helo_macros: '{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}',
-  milter_mail_macros: 'i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}',
-  smtpd_relay_restrictions: 'permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination',
-} as const;
+export const POSTFIX_MILTER_MAIN: Readonly<Record<string, string>> = (() => {
+  const { smtpd_milters: _socket, ...main } = docPostfixMain();
+  const relay = restrictionList(main['smtpd_relay_restrictions'] ?? '').filter((r) => !r.startsWith('check_policy_service '));
+  return { ...main, smtpd_relay_restrictions: relay.join(', ') };
+})();
 
 /** The example's connector names the tests use. */
 export const NORTHWIND = {

@@ -9,8 +9,8 @@
  * Prints one line `listening <address>` (our `inet:PORT@HOST` / `unix:/path` syntax) on stdout
  * once the listener is up, `failed <message>` and exit 1 when it cannot start. SIGTERM closes
  * the listener gracefully (5 s deadline) and exits 0. Decisions are logged with pino at
- * `--log-level` (default info) to `--log` (default: discarded), asynchronously, as a
- * production deployment logs them.
+ * `--log-level` (default info) to `--log` (default: discarded), asynchronously in 8 KiB
+ * writes, as a production deployment would log them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -106,7 +106,7 @@ export async function spawnMilterProcess(opts: {
 async function run(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string' }, listen: { type: 'string' }, log: { type: 'string' }, 'log-level': { type: 'string' }, 'socket-mode': { type: 'string' } } });
   if (values.config === undefined || values.listen === undefined) throw new Error('usage: milter-process --config F --listen ADDR [--log FILE] [--log-level L]');
-  const dest = values.log === undefined ? pino.destination({ dest: '/dev/null', sync: false }) : pino.destination({ dest: values.log, sync: false, mkdir: true });
+  const dest = values.log === undefined ? pino.destination({ dest: '/dev/null', sync: false }) : pino.destination({ dest: values.log, sync: false, mkdir: true, minLength: 8_192 });
   const logger = pino({ level: values['log-level'] ?? 'info' }, dest);
   const engine = await Engine.create({ config: await loadConfig(values.config), logger });
   const mode = values['socket-mode'];

@@ -7,8 +7,11 @@
  * so Postfix is made permissive here (`permit_mynetworks` with mynetworks = 127.0.0.0/8, the
  * harness default) and every refusal the client sees comes from the policy. The listeners:
  *   smtp       → connector "Default Frontend SMTP01" (anonymous Internet mail)
- *   submission → "Client Frontend SMTP01" (a 587-style service: SASL on, smtpd_tls_auth_only=no
- *                so a client can AUTH in plaintext and the policy must refuse it at MAIL)
+ *   submission → "Client Frontend SMTP01": the 587 service exactly as docs/mta-integration.md's
+ *                master.cf snippet gives it (STARTTLS required, SASL, relay for SASL only)
+ *   lax        → the same connector behind a deliberately lax service (SASL without TLS allowed,
+ *                relay by mynetworks) so a client can AUTH in plaintext or not at all and the
+ *                policy alone must refuse it at MAIL
  *   broken     → the same connector through a second milter whose engine's counter store
  *                fails (an engine failure)
  *   killable   → the Internet connector through mta-policy's milter as a process of its own
@@ -20,18 +23,21 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startMilter } from '../../adapters/milter/enforce.js';
+import { DAEMON_MACROS_HINT } from '../../adapters/milter/facts.js';
 import type { MilterServer } from '../../adapters/milter/server.js';
 import { MemoryCounters, type Counters } from '../../engine/counters.js';
 import { Engine } from '../../engine/engine.js';
 import { NORTHWIND, POSTFIX_MILTER_MAIN, northwindConfig, northwindText } from '../bench/milter-config.js';
 import { spawnMilterProcess, type MilterProcess } from '../bench/milter-process.js';
+import { docPostfixServices } from '../bench/mta-integration-doc.js';
 import { recordingLogger, type LogLine } from '../milter/helpers.js';
-import { PeerStack, SmtpDialog, makeRunDir, startDovecot, startPostfix, smtpSink, swaks, type PostfixInstance, type SmtpSink } from './harness.js';
+import { PeerStack, SmtpDialog, makeRunDir, runCommand, startDovecot, startPostfix, smtpSink, swaks, withPostfix, type PostfixInstance, type SmtpSink } from './harness.js';
 import { removeRunDir } from './proc.js';
 import { describePeers } from './skip.js';
 
 const NANCY = { user: 'nancy', password: 'nancy-secret' };
 const peers = new PeerStack();
+const port = (m: MilterServer): number => (m.address.transport === 'inet' ? m.address.port : 0);
 const decisions: LogLine[] = [];
 const milterLog = recordingLogger();
 let engine: Engine;
@@ -58,7 +64,6 @@ describePeers('peers: Postfix 3.7 with mta-policy as its milter', ['postfix', 's
     const broken = await Engine.create({ config: northwindConfig(), counters: failing });
     const brokenMilter = await startMilter(broken, { listen: 'inet:0@127.0.0.1', logger: recordingLogger() });
     peers.add({ stop: () => brokenMilter.close(1_000) });
-    const port = (m: MilterServer): number => (m.address.transport === 'inet' ? m.address.port : 0);
     const runDir = await makeRunDir('milter-process');
     peers.add({ stop: async () => removeRunDir(runDir) });
     const socket = join(runDir, 'milter.sock');
@@ -68,14 +73,15 @@ describePeers('peers: Postfix 3.7 with mta-policy as its milter', ['postfix', 's
       delivery: { kind: 'relay', port: sink.port },
       main: { smtpd_milters: `inet:127.0.0.1:${port(milter)}`, ...POSTFIX_MILTER_MAIN },
       services: {
-        submission: { smtpd_sasl_auth_enable: 'yes', smtpd_tls_auth_only: 'no' },
+        submission: docPostfixServices()['submission'] ?? {},
+        lax: { smtpd_sasl_auth_enable: 'yes', smtpd_tls_auth_only: 'no' },
         broken: { smtpd_sasl_auth_enable: 'yes', smtpd_milters: `inet:127.0.0.1:${port(brokenMilter)}` },
         killable: { smtpd_milters: `unix:${socket}` },
       },
     }));
     const overrides = {
       [NORTHWIND.internet]: { bindings: [`127.0.0.1:${pf.port}`, `127.0.0.1:${pf.ports['killable']}`] },
-      [NORTHWIND.client]: { bindings: [`127.0.0.1:${pf.ports['submission']}`, `127.0.0.1:${pf.ports['broken']}`] },
+      [NORTHWIND.client]: { bindings: [`127.0.0.1:${pf.ports['submission']}`, `127.0.0.1:${pf.ports['lax']}`, `127.0.0.1:${pf.ports['broken']}`] },
     };
     const config = northwindConfig(overrides, { milter: { listen: `inet:${port(milter)}@127.0.0.1` } });
     await engine.reload(config);
@@ -89,6 +95,7 @@ describePeers('peers: Postfix 3.7 with mta-policy as its milter', ['postfix', 's
 
   const smtp = (): string => `127.0.0.1:${pf.port}`;
   const submission = (): string => `127.0.0.1:${pf.ports['submission']}`;
+  const lax = (): string => `127.0.0.1:${pf.ports['lax']}`;
   const replies = (r: { replies: readonly string[] }): string => r.replies.join('\n');
   /** The delivered copy of the message with this Subject (smtp-sink capture). */
   const delivered = async (subject: string): Promise<string> => {
@@ -133,20 +140,20 @@ describePeers('peers: Postfix 3.7 with mta-policy as its milter', ['postfix', 's
     expect(headerLines(msg, 'X-Other')).toEqual(['X-Other: kept']);
   });
 
-  it('refuses submission without AUTH on the 587-style service', async () => {
-    const r = await swaks({ server: submission(), from: 'nancy@northwind.test', to: 'customer@example.test' });
+  it('refuses submission without AUTH on the client connector', async () => {
+    const r = await swaks({ server: lax(), from: 'nancy@northwind.test', to: 'customer@example.test' });
     expect(r.code).not.toBe(0);
     expect(replies(r)).toMatch(/^530 5\.7\.1 Client was not authenticated$/m);
   });
 
   it('refuses a plaintext AUTH (Postfix → Dovecot) on the BasicAuthRequireTLS connector at MAIL', async () => {
-    const r = await swaks({ server: submission(), from: 'nancy@northwind.test', to: 'customer@example.test', auth: NANCY });
+    const r = await swaks({ server: lax(), from: 'nancy@northwind.test', to: 'customer@example.test', auth: NANCY });
     expect(replies(r)).toMatch(/^235 2\.7\.0 /m); // Postfix accepted the credentials…
     expect(replies(r)).toMatch(/^530 5\.7\.0 Authentication over an unencrypted connection is not permitted$/m); // …the policy did not
     expect(r.code).not.toBe(0);
   });
 
-  it('relays for an AUTH over STARTTLS; the delivered message carries the Internal flag headers', async () => {
+  it('the documented submission service: relays for an AUTH over STARTTLS; the delivered message carries the Internal flag headers', async () => {
     const r = await swaks({
       server: submission(), tls: 'starttls', auth: NANCY, from: 'nancy@northwind.test', to: 'customer@example.test',
       headers: ['Subject: submitted-1', 'From: Nancy <nancy@northwind.test>', 'X-MTA-Policy-Auth-As: Anonymous'],
@@ -163,6 +170,22 @@ describePeers('peers: Postfix 3.7 with mta-policy as its milter', ['postfix', 's
     const r = await swaks({ server: `127.0.0.1:${pf.ports['broken']}`, from: 'nancy@northwind.test', to: 'customer@example.test' });
     expect(r.code).not.toBe(0);
     expect(replies(r)).toMatch(/^451 4\.3\.0 Temporary policy failure, try again later$/m);
+  });
+
+  it('why non_smtpd_milters stays empty: local submissions reach the milter without a listener and are held with a 4xx, logged with the hint', async () => {
+    const before = milterLog.lines.length;
+    await withPostfix({ main: { ...POSTFIX_MILTER_MAIN, non_smtpd_milters: `inet:127.0.0.1:${port(milter)}` } }, async (local) => {
+      const mark = local.logOffset();
+      // Postfix's sendmail(1) (the postfix package's /usr/sbin/sendmail) → pickup → cleanup → milter.
+      const r = await runCommand('/usr/sbin/sendmail', ['-C', local.configDir, '-f', 'root@mx.postfix.test', 'nancy@northwind.test'], {
+        input: 'Subject: local\n\nhello\n', env: { ...process.env, MAIL_CONFIG: local.configDir }, timeoutMs: 10_000,
+      });
+      expect(r.code, r.stderr).toBe(0);
+      expect(await local.waitForLog(/milter-reject: CONNECT from localhost\[127\.0\.0\.1\]: 4\.3\.0 /, 10_000, mark)).toBeTruthy();
+    });
+    const missing = milterLog.lines.slice(before).filter((l) => l.obj['code'] === 'MILTER_MACROS_MISSING');
+    expect(missing.length).toBeGreaterThanOrEqual(1);
+    expect(missing[0]?.msg).toContain(DAEMON_MACROS_HINT);
   });
 
   it('with the mta-policy process killed, Postfix tempfails (milter_default_action = tempfail), also mid-session', async () => {

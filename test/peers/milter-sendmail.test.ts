@@ -1,7 +1,7 @@
 /**
  * Tier "peers": Sendmail 8.17 (unpacked .deb, private .cf, loopback daemon) with
- * `INPUT_MAIL_FILTER` → mta-policy's milter (in-process on 127.0.0.1:0) enforcing
- * examples/northwind.yaml, its Internet connector re-bound to the daemon's port. The harness
+ * `INPUT_MAIL_FILTER` and `confMILTER_MACROS_*` as docs/mta-integration.md gives them →
+ * mta-policy's milter (in-process on 127.0.0.1:0) enforcing examples/northwind.yaml, its Internet connector re-bound to the daemon's port. The harness
  * runs Sendmail with FEATURE(promiscuous_relay), so every refusal comes from the policy; mail
  * is queued (`-odq`) and read back from the queue files as Sendmail would deliver it.
  */
@@ -11,7 +11,8 @@ import type { MilterServer } from '../../adapters/milter/server.js';
 import { Engine } from '../../engine/engine.js';
 import { NORTHWIND, northwindConfig } from '../bench/milter-config.js';
 import { recordingLogger, type LogLine } from '../milter/helpers.js';
-import { PeerStack, startSendmail, swaks, type SendmailInstance } from './harness.js';
+import { docSendmail } from '../bench/mta-integration-doc.js';
+import { PeerStack, startSendmail, swaks, type SendmailInstance, type SendmailMacroStage } from './harness.js';
 import { describePeers } from './skip.js';
 
 const peers = new PeerStack();
@@ -24,7 +25,12 @@ describePeers('peers: Sendmail 8.17 with mta-policy as INPUT_MAIL_FILTER', ['sen
     const milter: MilterServer = await startMilter(engine, { listen: 'inet:0@127.0.0.1', logger: recordingLogger() });
     peers.add({ stop: () => milter.close(1_000) });
     const port = milter.address.transport === 'inet' ? milter.address.port : 0;
-    sm = peers.add(await startSendmail({ milter: { socket: `inet:${port}@127.0.0.1` } }));
+    // docs/mta-integration.md's .mc lines, with the socket of this test's milter.
+    const doc = docSendmail();
+    sm = peers.add(await startSendmail({
+      milter: { socket: `inet:${port}@127.0.0.1`, name: doc.filter.name, flags: doc.filter.flags, timeouts: doc.filter.timeouts },
+      macros: doc.macros as Partial<Record<SendmailMacroStage, readonly string[]>>,
+    }));
     await engine.reload(northwindConfig({ [NORTHWIND.internet]: { bindings: [`127.0.0.1:${sm.port}`] } }));
   });
   afterAll(() => peers.stopAll());

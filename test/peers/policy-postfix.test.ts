@@ -10,10 +10,14 @@
  * Listeners: `smtp` → the port-25 connectors; `submission` → Client Frontend (SASL through a
  * private Dovecot, over STARTTLS); `broken` → the same port-25 connectors, but through a second
  * policy server whose engine's counter store fails (an engine failure); `dip` → a stand-in
- * policy service that answers DEFER_IF_PERMIT, showing why an engine failure is a plain 4xx.
+ * policy service that answers DEFER_IF_PERMIT, showing why an engine failure is a plain 4xx;
+ * `unix` → the first policy server's engine again, through a unix-socket listener.
  * Clients pick their source address with swaks `--local-interface` (all of 127/8 is local).
  */
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PolicyServer } from '../../adapters/postfix-policy/server.js';
 import { Engine } from '../../engine/engine.js';
@@ -29,7 +33,7 @@ let pf: PostfixInstance;
 let sink: SmtpSink;
 
 /** `smtpd_relay_restrictions` delegating to the policy service at `port`. */
-const strict = (port: number): string => `permit_mynetworks, check_policy_service inet:127.0.0.1:${port}, reject_unauth_destination`;
+const strict = (endpoint: string): string => `permit_mynetworks, check_policy_service ${endpoint}, reject_unauth_destination`;
 
 describePeers('peers: Postfix 3.7 with a strict relay check delegating grants to the policy server', ['postfix', 'smtp-tools', 'swaks', 'dovecot', 'openssl'], () => {
   beforeAll(async () => {
@@ -45,19 +49,27 @@ describePeers('peers: Postfix 3.7 with a strict relay check delegating grants to
     peers.add({ stop: () => brokenPolicy.close(1_000) });
     const dip = await deferIfPermitService();
     peers.add({ stop: () => new Promise<void>((r) => dip.server.close(() => r())) });
-    const port = (s: PolicyServer): number => (s.address.transport === 'inet' ? s.address.port : 0);
+    // The same engine over a unix socket; smtpd runs as `postfix` (not chrooted here), so the
+    // socket must be reachable by it: a world-traversable directory and mode 0666 in this test,
+    // a `postfix`-group socket (the default 0660) in a deployment.
+    const sockDir = mkdtempSync(join(tmpdir(), 'policy-peers-'));
+    chmodSync(sockDir, 0o755);
+    peers.add({ stop: async () => rmSync(sockDir, { recursive: true, force: true }) });
+    const unixPolicy = await PolicyServer.start({ listen: `unix:${join(sockDir, 'policy.sock')}`, engine, logger: recordingLogger(), socketMode: 0o666 });
+    peers.add({ stop: () => unixPolicy.close(1_000) });
     pf = peers.add(await startPostfix({
       tls: true,
       dovecotSasl: dv.authSocket,
       delivery: { kind: 'relay', port: sink.port },
-      main: { mynetworks: '192.0.2.0/24', smtpd_relay_restrictions: strict(port(policy)) },
+      main: { mynetworks: '192.0.2.0/24', smtpd_relay_restrictions: strict(policy.postfixEndpoint) },
       services: {
         submission: { smtpd_sasl_auth_enable: 'yes', smtpd_tls_auth_only: 'yes' },
-        broken: { smtpd_relay_restrictions: strict(port(brokenPolicy)) },
-        dip: { smtpd_relay_restrictions: strict(dip.port) },
+        broken: { smtpd_relay_restrictions: strict(brokenPolicy.postfixEndpoint) },
+        dip: { smtpd_relay_restrictions: strict(`inet:127.0.0.1:${dip.port}`) },
+        unix: { smtpd_relay_restrictions: strict(unixPolicy.postfixEndpoint) },
       },
     }));
-    const smtpPorts = [pf.port, pf.ports['broken'] ?? 0, pf.ports['dip'] ?? 0];
+    const smtpPorts = [pf.port, pf.ports['broken'] ?? 0, pf.ports['dip'] ?? 0, pf.ports['unix'] ?? 0];
     const config = northwindOnLoopback({ smtp: smtpPorts, submission: [pf.ports['submission'] ?? 0] });
     await engine.reload(config);
     await broken.reload(config);
@@ -89,6 +101,14 @@ describePeers('peers: Postfix 3.7 with a strict relay check delegating grants to
     expect(r.code).not.toBe(0);
     expect(replies(r)).toMatch(RELAY_DENIED);
     expect(await relayed('internet-relay')).toBe(false);
+  });
+
+  it('works the same over a unix socket: the scanner relays, another address is refused', async () => {
+    const ok = await send('unix', SCANNER_IP, { from: 'scanner@northwind.test', headers: ['Subject: unix-relay'] });
+    expect(ok.code, ok.stdout).toBe(0);
+    expect(await waitRelayed('unix-relay')).toBe(true);
+    const refused = await send('unix', INTERNET_IP);
+    expect(replies(refused)).toMatch(RELAY_DENIED);
   });
 
   it('lets anonymous mail to an accepted domain through (the policy grants the recipient)', async () => {

@@ -7,6 +7,7 @@ import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { isParseFailure } from '../ip.js';
 import { code } from './issues.js';
 import { readBounded, resolvePath } from './files.js';
+import { parsePasswordHash } from '../../adapters/submission/password-hash.js';
 import { BAD, named, obj, refine, required, type Decoder } from './decode.js';
 import { string } from './scalars.js';
 import type { SourceRef } from './types.js';
@@ -73,8 +74,9 @@ export const PASSWORD_SCHEMES = ['ARGON2ID', 'BCRYPT', 'BLF-CRYPT', 'SHA512-CRYP
 const SCHEME_LIST = PASSWORD_SCHEMES.map((x) => `{${x}}`).join(', ');
 
 /**
- * A password hash with its Dovecot `{SCHEME}` prefix, scheme in upper case. Only the form is
- * checked here; the hash itself is verified where passwords are checked. No message quotes it.
+ * A password hash with its Dovecot `{SCHEME}` prefix, scheme in upper case. The hash is parsed
+ * as the submission listener will verify it (adapters/submission/password-hash.ts: form, salt
+ * and cost limits), so a bad one fails at load with file, line and key. No message quotes it.
  */
 export const passwordHash = (): Decoder<string> => ({
   decode(node, at) {
@@ -82,7 +84,9 @@ export const passwordHash = (): Decoder<string> => ({
     const scheme = m?.[1]?.toUpperCase();
     if (m === null || scheme === undefined) return at.fail('a password must be a string {SCHEME}hash (the value is not shown)', `start it with one of ${SCHEME_LIST}`);
     if (!(PASSWORD_SCHEMES as readonly string[]).includes(scheme)) return at.fail(`password scheme ${code(`{${m[1] ?? ''}}`)} is not supported`, `use one of ${SCHEME_LIST}`);
-    return `{${scheme}}${m[2] ?? ''}`;
+    const hash = `{${scheme}}${m[2] ?? ''}`;
+    const parsed = parsePasswordHash(hash);
+    return parsed.kind === 'invalid' ? at.fail(`the password hash is not usable: ${parsed.message} (the value is not shown)`, parsed.fix) : hash;
   },
   schema: () => ({ type: 'string', pattern: '^\\{[A-Za-z0-9-]+\\}.+$' }),
 });

@@ -10,7 +10,7 @@ import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ADAPTERS, MILTER, POSTFIX_POLICY, nativeListeners, type AdapterEntry } from '../cli/serve/adapters.js';
+import { ADAPTERS, MILTER, POSTFIX_POLICY, SUBMISSION, nativeListeners, type AdapterEntry } from '../cli/serve/adapters.js';
 import { startServe, type Served } from '../cli/serve/serve.js';
 import { parseConfig } from '../engine/config/load.js';
 import { EXIT, main } from '../cli/program.js';
@@ -62,14 +62,15 @@ async function start(file: string, adapters: readonly AdapterEntry[] = ADAPTERS)
 const NATIVE_TEXT = northwindText({ [NORTHWIND.client]: { listen: true, bindings: ['127.0.0.1:2587', '127.0.0.2:2587'] } }, { postfix_policy: { listen: 'unix:@DIR@/p.sock' } });
 
 describe('serve orchestration', () => {
-  it('the shipped registry is the milter and the policy server, in that order', () => {
-    expect(ADAPTERS).toEqual([MILTER, POSTFIX_POLICY]);
+  it('the shipped registry is the milter, the policy server and the submission listener, in that order', () => {
+    expect(ADAPTERS).toEqual([MILTER, POSTFIX_POLICY, SUBMISSION]);
+    expect(SUBMISSION.plan).toBe(nativeListeners);
   });
 
   it('refuses listen: true connectors no entry serves; one entry for them is all it takes', async () => {
     const file = configFile(NATIVE_TEXT);
-    await expect(start(file)).rejects.toMatchObject({ code: 'SERVE_NATIVE_UNSERVED', message: expect.stringContaining(`"${NORTHWIND.client}" has listen: true`) });
-    const { served, lines } = await start(file, [...ADAPTERS, NATIVE]);
+    await expect(start(file, [MILTER, POSTFIX_POLICY])).rejects.toMatchObject({ code: 'SERVE_NATIVE_UNSERVED', message: expect.stringContaining(`"${NORTHWIND.client}" has listen: true`) });
+    const { served, lines } = await start(file, [MILTER, POSTFIX_POLICY, NATIVE]);
     expect(served.listeners.map((l) => [l.adapter, l.connectors])).toEqual([
       ['postfix-policy', [NORTHWIND.internet, NORTHWIND.lan, NORTHWIND.partner, NORTHWIND.scanner]],
       ['submission', [NORTHWIND.client]],

@@ -1,20 +1,24 @@
 /**
  * `mta-policy serve` as an operator runs it: the built CLI (dist/cli/index.js, `npm test` builds
- * it) in a child process on examples/northwind.yaml with a milter and a policy server added,
+ * it) in a child process on examples/northwind.yaml with a milter and a policy server added (or
+ * a connector served by the native submission listener, reached with nodemailer),
  * talked to over real sockets — the MTA-side milter client and Postfix's policy protocol.
  * Milter ports are chosen free by the test (the configuration has no port 0); policy servers
  * listen on unix sockets in each test's own directory, so parallel runs never collide.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { hashSync } from '@node-rs/bcrypt';
+import { createTransport } from 'nodemailer';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MilterClient, type MacroPairs } from '../adapters/milter/client.js';
 import { ReplyDecoder, encodeRequest } from '../adapters/postfix-policy/codec.js';
 import { NORTHWIND, northwindText } from './bench/milter-config.js';
 import { root } from './helpers/engine.js';
+import { makeSelfSignedCert } from './peers/tls.js';
 
 const CLI = join(root, 'dist', 'cli', 'index.js');
 const RELAY_DENIED = '550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain';
@@ -234,13 +238,35 @@ describe('mta-policy serve', () => {
     holders.push(probe);
   });
 
-  it('refuses connectors with listen: true while no submission listener is built in, in one line', async () => {
+  it('serves listen: true connectors with the native submission listener: STARTTLS, AUTH, delivered into the Maildir', async () => {
     const dir = workDir();
+    const cert = await makeSelfSignedCert(dir, { commonName: 'smtp.northwind.test', keyType: 'ec' });
+    const port = await loopbackPort();
+    const maildir = join(dir, 'maildir');
     const file = join(dir, 'native.yaml');
-    writeFileSync(file, northwindText({ [NORTHWIND.client]: { listen: true, bindings: ['127.0.0.1:2587'] } }, { milter: { listen: 'inet:1@127.0.0.1' } }));
+    const text = northwindText({ [NORTHWIND.client]: { listen: true, bindings: [`127.0.0.1:${port}`] } }, { postfix_policy: { listen: `unix:${join(dir, 'policy.sock')}` } })
+      .replace(/^server:\n/m, `server:\n  tls: { cert: ${cert.cert}, key: ${cert.key} }\n  next_hop: "maildir:${maildir}"\n`)
+      // A function, not a replacement string: the bcrypt hash holds `$2b$…`.
+      .replace(/^(\s*)- name: nancy$/m, (line: string, indent: string) => `${line}\n${indent}  password: "{BLF-CRYPT}${hashSync('nancy-demo', 4)}"`);
+    writeFileSync(file, text);
     const s = serve(file);
-    expect((await s.exited).code).toBe(1);
-    expect(s.stderr).toBe(`mta-policy: ${file}: connector "${NORTHWIND.client}" has listen: true, but this build has no native submission listener (set listen: false on it and configure milter / postfix_policy in front of your MTA)\n`);
+    const line = await s.line((l) => l.msg === 'listening' && l['adapter'] === 'submission');
+    expect(line).toMatchObject({ level: 30, listen: `127.0.0.1:${port}`, connectors: [NORTHWIND.client] });
+
+    const transport = createTransport({ host: '127.0.0.1', port, secure: false, requireTLS: true, tls: { ca: readFileSync(cert.cert), servername: 'smtp.northwind.test' }, auth: { user: 'nancy', pass: 'nancy-demo' } });
+    try {
+      const info = await transport.sendMail({ from: 'nancy@northwind.test', to: 'andrew@northwind.test', subject: 'served', text: 'through mta-policy serve', messageId: '<served-1@northwind.test>' });
+      expect(info.response).toMatch(/^250 /);
+      expect(info.accepted).toEqual(['andrew@northwind.test']);
+    } finally {
+      transport.close();
+    }
+    const delivered = readdirSync(join(maildir, 'new'));
+    expect(delivered).toHaveLength(1);
+    expect(readFileSync(join(maildir, 'new', delivered[0] as string), 'utf8')).toContain('Message-ID: <served-1@northwind.test>');
+    s.child.kill('SIGTERM');
+    expect((await s.exited).code).toBe(0);
+    expect(s.stderr).toBe('');
   });
 
   it('a bad configuration at start-up is reported as check reports it (file:line: key), nothing listens', async () => {

@@ -8,6 +8,7 @@ import type { Config, SocketAddress, SourceRef } from '../../engine/config/types
 import type { Engine } from '../../engine/engine.js';
 import { startMilter } from '../../adapters/milter/index.js';
 import { PolicyServer } from '../../adapters/postfix-policy/index.js';
+import { startSubmission } from '../../adapters/submission/server.js';
 import { formatListen, fromSocketAddress } from '../../adapters/shared/listen.js';
 
 /** The logger adapters write to (pino's Logger satisfies it). */
@@ -112,8 +113,24 @@ export const POSTFIX_POLICY: AdapterEntry = {
 };
 
 /**
- * Every adapter this build can run, in start-up order. The native submission listener
- * (adapters/submission) joins as one more entry whose `plan` is {@link nativeListeners}; until
- * then a configuration with `listen: true` connectors is refused at start-up.
+ * mta-policy's own submission listener (adapters/submission): every binding of every enabled
+ * connector with `listen: true`, with the connector's TLS, AUTH back ends and next hop.
  */
-export const ADAPTERS: readonly AdapterEntry[] = [MILTER, POSTFIX_POLICY];
+export const SUBMISSION: AdapterEntry = {
+  name: 'submission',
+  plan: nativeListeners,
+  async start({ engine, logger, plan }) {
+    const listener = await startSubmission(engine, { logger });
+    // One smtp-server per (connector, binding); serve reports one line per binding, as planned.
+    const bound = new Map<string, string>();
+    for (const a of listener.addresses) if (!bound.has(a.binding)) bound.set(a.binding, formatBinding(a.host, a.port));
+    const listeners = plan.map((p) => ({ address: bound.get(p.address) ?? p.address, connectors: p.connectors }));
+    return { listeners, close: (ms) => listener.close(ms) };
+  },
+};
+
+/** `ip:port` as connector bindings write it (`[v6]:port`). */
+const formatBinding = (host: string, port: number): string => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+
+/** Every adapter this build can run, in start-up order. */
+export const ADAPTERS: readonly AdapterEntry[] = [MILTER, POSTFIX_POLICY, SUBMISSION];

@@ -131,6 +131,7 @@ async function main(): Promise<void> {
     const me = fork(fileURLToPath(import.meta.url), ['--child', String(sink.port), hash], { stdio: 'inherit' });
     peers.add({ stop: async () => { me.send({ kind: 'stop' }); await new Promise((r) => me.once('exit', r)); } });
     const { port } = await ask<ChildReady>(me, '', 'ready');
+    const fresh = Math.round((await ask<ChildRss>(me, 'rss', 'rss')).rss / 2 ** 20);
     const scale = QUICK ? 0.1 : 1;
     const oneConns = Math.round(400 * scale);
     const manyConns = Math.max(CONCURRENCY, Math.round(40 * scale));
@@ -141,7 +142,7 @@ async function main(): Promise<void> {
     const results = {
       one_per_connection: { listener: await load(port, oneConns, 1), postfix: await load(pfPort, oneConns, 1) },
       many_per_connection: { listener: await load(port, manyConns, per), postfix: await load(pfPort, manyConns, per) },
-      rss: { idle_connections: IDLE_CONNECTIONS, before_mb: 0, at_idle_mb: 0 },
+      rss: { idle_connections: IDLE_CONNECTIONS, fresh_mb: fresh, before_mb: 0, at_idle_mb: 0 },
     };
     results.rss.before_mb = Math.round((await ask<ChildRss>(me, 'rss', 'rss')).rss / 2 ** 20);
     const sockets = await idle(port, IDLE_CONNECTIONS);
@@ -152,7 +153,7 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(summary, null, 2));
     console.log(`STARTTLS+AUTH, 1 msg/conn, ${CONCURRENCY} concurrent: listener ${results.one_per_connection.listener.rate} msg/s, Postfix ${results.one_per_connection.postfix.rate} msg/s (×${summary.ratio.one_per_connection})`);
     console.log(`STARTTLS+AUTH, ${per} msg/conn, ${CONCURRENCY} concurrent: listener ${results.many_per_connection.listener.rate} msg/s, Postfix ${results.many_per_connection.postfix.rate} msg/s (×${summary.ratio.many_per_connection})`);
-    console.log(`listener RSS: ${results.rss.before_mb} MB, ${results.rss.at_idle_mb} MB with ${IDLE_CONNECTIONS} idle connections`);
+    console.log(`listener RSS: ${results.rss.fresh_mb} MB at start, ${results.rss.before_mb} MB after the loads, ${results.rss.at_idle_mb} MB with ${IDLE_CONNECTIONS} idle connections`);
     if (JSON_OUT !== undefined) await writeFile(JSON_OUT, JSON.stringify(summary, null, 2));
     if (argv.includes('--debug')) console.log(pf.readMaillog().split('\n').slice(-40).join('\n'));
   } finally {

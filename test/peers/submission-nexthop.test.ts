@@ -97,6 +97,27 @@ describePeers('submission listener → smtp-sink', ['smtp-tools'], () => {
     c.destroy();
   });
 
+  it('a client that drops mid-DATA leaves no message at the next hop (no final dot sent)', async () => {
+    const s = await sink();
+    const fx = await listenerTo(`smtp://127.0.0.1:${s.port}`);
+    const c = await submitter(fx);
+    expect((await c.cmd('MAIL FROM:<nancy@example.test>')).code).toBe(250);
+    expect((await c.cmd('RCPT TO:<bob@example.test>')).code).toBe(250);
+    expect((await c.cmd('DATA')).code).toBe(354);
+    c.write(`${msg('dropped-1@test').split('\r\n\r\n')[0] ?? ''}\r\n\r\n${'filler line\r\n'.repeat(2000)}`);
+    await new Promise((r) => setTimeout(r, 200));
+    c.destroy();
+    await new Promise((r) => setTimeout(r, 500));
+    // smtp-sink keeps a dump only for a transaction that ended with the final dot.
+    expect(dumps(s.dumpDir).filter((d) => d.includes('dropped-1@test'))).toEqual([]);
+    // The listener is unharmed: the next client is served.
+    const c2 = await submitter(fx);
+    expect((await c2.cmd('MAIL FROM:<nancy@example.test>')).code).toBe(250);
+    expect((await c2.cmd('RCPT TO:<bob@example.test>')).code).toBe(250);
+    expect((await c2.data(msg('after-drop@test'))).code).toBe(250);
+    c2.destroy();
+  });
+
   it('a next hop that does not answer in time → 451 after the command timeout', async () => {
     const s = await sink(['-w', '5']); // waits 5 s before answering DATA
     const fx = await listenerTo(`smtp://127.0.0.1:${s.port}`);

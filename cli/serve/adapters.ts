@@ -8,7 +8,7 @@ import type { Config, SocketAddress, SourceRef } from '../../engine/config/types
 import type { Engine } from '../../engine/engine.js';
 import { startMilter } from '../../adapters/milter/index.js';
 import { PolicyServer } from '../../adapters/postfix-policy/index.js';
-import { startSubmission } from '../../adapters/submission/server.js';
+import { startSubmission } from '../../adapters/submission/index.js';
 import { formatListen, fromSocketAddress } from '../../adapters/shared/listen.js';
 
 /** The logger adapters write to (pino's Logger satisfies it). */

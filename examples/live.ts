@@ -91,8 +91,8 @@ interface Attempt {
   readonly auth?: { user: string; pass: string };
   readonly from: string;
   readonly to: string;
-  /** The reply expected: 250 for the accepted message, else the refused command and code. */
-  readonly expect: { readonly code: number; readonly command?: string };
+  /** The reply expected (250 for the accepted message, else the refused command and code) and the policy's last reason. */
+  readonly expect: { readonly code: number; readonly command?: string; readonly reason: string };
 }
 
 /** One message over a fresh connection; returns whether the reply was the expected one. */
@@ -116,6 +116,15 @@ async function attempt(a: Attempt, ca: Buffer, fqdn: string, id: string): Promis
   }
 }
 
+/** The engine's `decision` log lines from index `from` on, once serve's stdout has been quiet for a moment. */
+async function decisions(lines: readonly LogLine[], from: number): Promise<LogLine[]> {
+  for (let seen = -1, waited = 0; seen !== lines.length && waited < 2_000; waited += 100) {
+    seen = lines.length;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return lines.slice(from).filter((l) => l.msg === 'decision');
+}
+
 async function main(): Promise<number> {
   const i = process.argv.indexOf('--config');
   const config = resolve(i >= 0 ? (process.argv[i + 1] ?? '') : DEFAULT_CONFIG);
@@ -137,17 +146,21 @@ async function drive(server: Awaited<ReturnType<typeof startServer>>, ex: Return
   const client = server.ports.get(CLIENT) as number;
   const internet = server.ports.get(INTERNET) as number;
   const attempts: Attempt[] = [
-    { title: '1. allowed: nancy submits as herself', port: client, auth: NANCY, from: 'nancy@northwind.test', to: 'andrew@northwind.test', expect: { code: 250 } },
-    { title: '2. relay refused: an anonymous Internet client sends to a domain we do not host', port: internet, from: 'someone@example.net', to: 'bob@example.org', expect: { code: 550, command: 'RCPT TO' } },
+    { title: '1. allowed: nancy submits as herself', port: client, auth: NANCY, from: 'nancy@northwind.test', to: 'andrew@northwind.test', expect: { code: 250, reason: 'ok_eom' } },
+    { title: '2. relay refused: an anonymous Internet client sends to a domain we do not host', port: internet, from: 'someone@example.net', to: 'bob@example.org', expect: { code: 550, command: 'RCPT TO', reason: 'relay_denied' } },
     // The policy checks the envelope sender and the header From: together, once the headers are in.
-    { title: '3. send-as refused: nancy claims to be andrew', port: client, auth: NANCY, from: 'andrew@northwind.test', to: 'andrew@northwind.test', expect: { code: 550, command: 'DATA' } },
+    { title: '3. send-as refused: nancy claims to be andrew', port: client, auth: NANCY, from: 'andrew@northwind.test', to: 'andrew@northwind.test', expect: { code: 550, command: 'DATA', reason: 'send_as_denied' } },
   ];
   let held = 0;
   const firstId = `<example-${stamp}-1@northwind.test>`;
   for (const [n, a] of attempts.entries()) {
+    const from = server.lines.length;
     const r = await attempt(a, ca, ex.fqdn, `<example-${stamp}-${n + 1}@northwind.test>`);
-    say(`  ${r.ok ? 'as expected' : `NOT AS EXPECTED (wanted ${a.expect.code}${a.expect.command === undefined ? '' : ` at ${a.expect.command}`})`}`);
-    if (r.ok) held++;
+    const seen = await decisions(server.lines, from);
+    say(`  policy: ${seen.map((l) => `${String(l['stage'])} ${String(l['reason'])}${l['verdict'] === 'continue' ? '' : ` (${String(l['verdict'])})`}`).join(', ')}`);
+    const ok = r.ok && seen.at(-1)?.['reason'] === a.expect.reason;
+    say(`  ${ok ? 'as expected' : `NOT AS EXPECTED (wanted ${a.expect.code}${a.expect.command === undefined ? '' : ` at ${a.expect.command}`}, reason ${a.expect.reason})`}`);
+    if (ok) held++;
   }
 
   // The accepted message is in the Maildir's new/, under its own file name.

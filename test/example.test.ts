@@ -64,6 +64,7 @@ describe('the main job (scripts/example.sh, live part)', () => {
     expect(r.stdout).toMatch(/^ {2}-> 250 2\.6\.0 /m);
     expect(r.stdout).toContain('  -> RCPT TO: 550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain');
     expect(r.stdout).toContain('  -> DATA: 550 5.7.1 Client does not have permissions to send as this sender');
+    expect(r.stdout).toContain('  policy: connect ok_connect, ehlo ok_ehlo, mail ok_mail, rcpt relay_denied (reject)\n');
     expect(r.stdout).toMatch(/stopped mta-policy serve \(pid \d+, SIGTERM\): exit 0/);
     expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('all 5 expectations held');
     const delivered = readdirSync(join(dir, 'var', 'maildir', 'new'));
@@ -75,7 +76,7 @@ describe('the main job (scripts/example.sh, live part)', () => {
     const { file } = await copyExample((t) => t.replace('send_as: [ops@northwind.test]', 'send_as: [ops@northwind.test, andrew@northwind.test]'));
     const r = await runDriver(file);
     expect(r.code).toBe(1);
-    expect(r.stdout).toContain('NOT AS EXPECTED (wanted 550 at DATA)');
+    expect(r.stdout).toContain('NOT AS EXPECTED (wanted 550 at DATA, reason send_as_denied)');
     expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('1 of 5 expectations FAILED');
   });
 });

@@ -5,7 +5,9 @@ import { buildCommand } from './commands/build.js';
 import { checkCommand } from './commands/check.js';
 import { evalCommand } from './commands/eval.js';
 import { milterCheckCommand } from './commands/milter-check.js';
+import { LOG_LEVELS, serveCommand } from './commands/serve.js';
 import { testCommand } from './commands/test.js';
+import { DEFAULT_SHUTDOWN_TIMEOUT_MS } from './serve/serve.js';
 
 /** Where the CLI writes; injectable so tests run commands in-process. */
 export interface Io {
@@ -80,6 +82,23 @@ function createProgram(io: Io, state: State): Command {
     });
 
   program
+    .command('serve')
+    .description('run every configured adapter (milter, Postfix policy server, submission listener); SIGHUP or editing the file reloads it')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .addOption(bundleOption)
+    .addOption(new Option('--log-level <level>', 'log level (JSON lines on stdout)').choices(LOG_LEVELS).default('info'))
+    .addOption(
+      new Option('--shutdown-timeout <seconds>', 'on SIGTERM/SIGINT, how long work in flight may take')
+        .default(DEFAULT_SHUTDOWN_TIMEOUT_MS / 1000)
+        .argParser(seconds),
+    )
+    .option('--no-watch', 'do not reload when the configuration file changes (SIGHUP still does)')
+    .action(async (opts: { config: string; bundle?: string; logLevel: (typeof LOG_LEVELS)[number]; shutdownTimeout: number; watch: boolean }) => {
+      const { shutdownTimeout, ...rest } = opts;
+      state.code = await serveCommand({ ...rest, shutdownTimeoutMs: Math.round(shutdownTimeout * 1000) }, io);
+    });
+
+  program
     .command('build')
     .description('compile the shipped policy plus extra Rego into a bundle with opa')
     .option('-p, --policy <dir...>', 'extra Rego directories (package mta.ext rules)')
@@ -93,6 +112,13 @@ function createProgram(io: Io, state: State): Command {
 }
 
 const usageLine = (message: string): string => `mta-policy: ${message.trim().replace(/\s*\n\s*/g, ' ')} (run mta-policy --help for usage)`;
+
+/** A positive number of seconds (fractions allowed), else a usage error. */
+function seconds(text: string): number {
+  const n = Number(text);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(text) || !(n > 0) || n > 86_400) throw new InvalidArgumentError('expected seconds, e.g. 10 or 0.5 (at most 86400)');
+  return n;
+}
 
 /** Run the CLI; returns the exit code. Errors become one clear line on stderr, never a stack. */
 export async function main(argv: readonly string[], io: Io): Promise<number> {

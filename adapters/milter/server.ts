@@ -92,7 +92,7 @@ export class MilterServer {
       self.live.add(conn);
     });
     server.on('error', (e) => log.error({ err: e }, 'milter listener error'));
-    log.info({ listen: formatListen(address) }, 'milter listening');
+    log.debug({ listen: formatListen(address) }, 'milter listening');
     return self;
   }
 

@@ -114,7 +114,7 @@ export class PolicyServer {
     });
     server.on('drop', () => log.warn({ max: server.maxConnections }, 'policy connection refused: too many connections'));
     server.on('error', (e) => log.error({ err: e }, 'policy listener error'));
-    log.info({ listen: formatListen(address), check_policy_service: postfixEndpoint(address) }, 'postfix policy server listening');
+    log.debug({ listen: formatListen(address), check_policy_service: postfixEndpoint(address) }, 'postfix policy server listening');
     return self;
   }
 

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +38,18 @@ describe('mta-policy check', () => {
     const r = await cli('check', '--config', example);
     expect(r).toMatchObject({ code: 0, err: '' });
     expect(r.out).toMatch(/^ok: .*northwind\.yaml: 5 connectors enabled \(6 defined\), 4 accepted domains, 5 users; policy bundle built with opa v\d/);
+  });
+
+  it('says which connectors the native listener serves, and which bindings the MTA in front owns', async () => {
+    // No milter/postfix_policy: every enabled connector is served natively (issue 7's default).
+    const standalone = await cli('check', '--config', example);
+    expect(standalone.out).toContain('native listener: Client Frontend SMTP01 (0.0.0.0:587, [::]:587); Default Frontend SMTP01 (0.0.0.0:25, [::]:25);');
+    // With a milter, listen defaults to false: the bindings are Postfix's.
+    const text = readFileSync(example, 'utf8');
+    const withMilter = await file('milter.yaml', `${text}\nmilter: { listen: "inet:8891@127.0.0.1" }\npostfix_policy: { listen: "unix:/run/mta-policy/policy.sock" }\n`);
+    const r = await cli('check', '--config', withMilter);
+    expect(r.code).toBe(0);
+    expect(r.out.split('\n')[1]).toBe('milter on inet:8891@127.0.0.1, policy service on unix:/run/mta-policy/policy.sock; native listener: no connector (every binding belongs to the MTA in front)');
   });
 
   it('reports every config error with file, line and key, exit 1', async () => {

@@ -22,7 +22,8 @@ import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { ConnectorConfig } from '../../engine/config/types.js';
-import type { Engine, EngineLogger } from '../../engine/engine.js';
+import type { Engine } from '../../engine/engine.js';
+import type { AdapterLogger } from '../shared/logger.js';
 import { MtaPolicyError } from '../../engine/errors.js';
 import type { ListenerSpec } from '../../engine/listeners.js';
 import type { ClientCertFacts, SmtpReply, TlsFacts } from '../../engine/types.js';
@@ -37,7 +38,7 @@ export interface SubmissionOptions {
   /** Credential back ends; default: `CredentialStore.open(engine.config)` (closed by `close`). */
   readonly credentials?: CredentialStore;
   /** Listener events (start, errors); decisions are logged by the engine. Nothing secret is logged. */
-  readonly logger?: EngineLogger;
+  readonly logger?: AdapterLogger;
   /** Idle time allowed while the client owes a command or data. Default 300 s (RFC 5321 §4.5.3.2.7). */
   readonly idleTimeoutMs?: number;
   /** Whole-connection limit. Default 600 s (Exchange ConnectionTimeout for client connectors). */
@@ -394,7 +395,7 @@ export async function startSubmission(engine: Engine, options: SubmissionOptions
     if (options.credentials === undefined) credentials.close();
     throw e;
   }
-  for (const s of started) options.logger?.info({ connector: s.address.connector, binding: s.address.binding, port: s.address.port, implicit_tls: s.address.implicitTls }, 'submission listener started');
+  for (const s of started) options.logger?.debug({ connector: s.address.connector, binding: s.address.binding, port: s.address.port, implicit_tls: s.address.implicitTls }, 'submission listener started');
   let closing: Promise<void> | null = null;
   return {
     addresses: started.map((s) => s.address),

@@ -1,19 +1,22 @@
 /**
  * docs/mta-integration.md against the code it describes: the snippets the peer tests run
  * (test/bench/mta-integration-doc.ts) agree with the milter's macro needs, the hint it logs, the
- * listen addresses of the mta-policy snippet, and the configuration loader; the enforcement
- * table names every right.
+ * listen addresses of the mta-policy snippet (the milter's and the policy service's, as the
+ * configuration loader reads them), and what the tests substitute; docs/postfix-policy.md
+ * repeats no configuration of its own; the enforcement table names every right.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DAEMON_MACROS_HINT, MILTER_MACROS } from '../adapters/milter/facts.js';
 import { parseListen, postfixEndpoint } from '../adapters/milter/listen.js';
+import { fromSocketAddress } from '../adapters/shared/listen.js';
 import { RIGHTS } from '../engine/config/types.js';
 import { FLAG_HEADERS } from '../engine/headers.js';
 import { northwindConfig } from './bench/milter-config.js';
-import { MTA_INTEGRATION_DOC, docMtaPolicyKeys, docPostfixMain, docPostfixServices, docSendmail, restrictionList } from './bench/mta-integration-doc.js';
+import { MTA_INTEGRATION_DOC, docEndpoints, docMtaPolicyKeys, docPostfixMain, docPostfixMainAt, docPostfixServices, docRelayRestrictionsAt, docSendmail, restrictionList } from './bench/mta-integration-doc.js';
 
 const text = readFileSync(MTA_INTEGRATION_DOC, 'utf8');
+const POSTFIX_POLICY_DOC = MTA_INTEGRATION_DOC.replace(/mta-integration\.md$/, 'postfix-policy.md');
 const words = (s: string | undefined): string[] => (s ?? '').split(/\s+/).filter((w) => w !== '');
 
 describe('docs/mta-integration.md', () => {
@@ -35,8 +38,40 @@ describe('docs/mta-integration.md', () => {
     expect(sendmail.filter.socket).toBe(keys['milter']?.listen);
   });
 
+  it('the loaded configuration listens where Postfix looks: the milter at smtpd_milters, the policy service at check_policy_service', () => {
+    const config = northwindConfig({}, keys);
+    const milter = config.milter?.listen;
+    const policy = config.postfixPolicy?.listen;
+    expect(milter).toBeDefined();
+    expect(policy).toBeDefined();
+    if (milter === undefined || policy === undefined) return;
+    expect(docEndpoints()).toEqual({ milter: postfixEndpoint(fromSocketAddress(milter)), policy: postfixEndpoint(fromSocketAddress(policy)) });
+    expect(restrictionList(main['smtpd_relay_restrictions'] ?? '')).toContain(`check_policy_service ${postfixEndpoint(fromSocketAddress(policy))}`);
+  });
+
+  it('what the peer tests run is the snippet with only the two listen addresses replaced', () => {
+    const at = { milter: 'unix:/run/test/milter.sock', policy: 'inet:127.0.0.1:61234' };
+    const run = docPostfixMainAt(at);
+    const changed = Object.keys(main).filter((k) => run[k] !== main[k]).sort();
+    expect(changed).toEqual(['smtpd_milters', 'smtpd_relay_restrictions']);
+    expect(run['smtpd_milters']).toBe(at.milter);
+    const relay = restrictionList(run['smtpd_relay_restrictions'] ?? '');
+    expect(relay).toEqual(restrictionList(main['smtpd_relay_restrictions'] ?? '').map((r) => (r.startsWith('check_policy_service ') ? `check_policy_service ${at.policy}` : r)));
+    expect(docRelayRestrictionsAt(at.policy)).toBe(run['smtpd_relay_restrictions']);
+    expect(Object.keys(run)).toEqual(Object.keys(main));
+  });
+
+  it('docs/postfix-policy.md repeats no main.cf or master.cf of its own and points to this one', () => {
+    const policyDoc = readFileSync(POSTFIX_POLICY_DOC, 'utf8');
+    const blocks = [...policyDoc.matchAll(/^```[^\n]*\n([\s\S]*?)^```$/gm)].map((m) => m[1] ?? '');
+    for (const b of blocks) expect(b, b).not.toMatch(/^\s*(smtpd_|mynetworks|milter_)|\bsmtpd$/m);
+    expect(policyDoc).toContain('(mta-integration.md');
+    expect(policyDoc).toContain(`check_policy_service ${docEndpoints().policy}`);
+  });
+
   it('fails closed and speaks protocol 6', () => {
     expect(main).toMatchObject({ milter_default_action: 'tempfail', milter_protocol: '6', non_smtpd_milters: '' });
+    expect(main['smtpd_policy_service_default_action']).toMatch(/^4[0-9][0-9] 4\.[0-9]+\.[0-9]+ /); // a policy service down: defer, never a pass
     expect(sendmail.filter.flags).toBe('T');
   });
 

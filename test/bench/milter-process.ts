@@ -4,13 +4,19 @@
  * from a configuration file, nothing else. It stands in for `mta-policy serve` (a separate
  * command) so that these tests do not depend on it.
  *
- *   node dist/test/bench/milter-process.js --config F --listen inet:0@127.0.0.1 [--log FILE] [--log-level info] [--socket-mode 660]
+ *   node dist/test/bench/milter-process.js --config F --listen inet:0@127.0.0.1 [--policy-listen ADDR]
+ *       [--log FILE] [--log-level info] [--socket-mode 660]
  *
- * Prints one line `listening <address>` (our `inet:PORT@HOST` / `unix:/path` syntax) on stdout
- * once the listener is up, `failed <message>` and exit 1 when it cannot start. SIGTERM closes
- * the listener gracefully (5 s deadline) and exits 0. Decisions are logged with pino at
- * `--log-level` (default info) to `--log` (default: discarded), asynchronously in 8 KiB
- * writes, as a production deployment would log them.
+ * `--policy-listen` adds the Postfix policy server on the same engine, as `serve` runs both
+ * adapters in one process. Prints one line `listening <milter address>[ policy <address>]` (our
+ * `inet:PORT@HOST` / `unix:/path` syntax) on stdout once the listeners are up, `failed
+ * <message>` and exit 1 when one cannot start. SIGTERM closes them gracefully (5 s deadline)
+ * and exits 0. Decisions are logged with pino at `--log-level` (default info) to `--log`
+ * (default: discarded), asynchronously in 8 KiB writes, as a production deployment would log them.
+ *
+ * The policy server's time per request is measured in this process: from the engine session the
+ * request opens (after decoding) to its close (decided), kept for the last POLICY_SAMPLES
+ * requests. SIGUSR2 prints `policy-stats <json>` ({@link PolicyStats}) and starts afresh.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -22,16 +28,36 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { startMilter } from '../../adapters/milter/enforce.js';
 import { formatListen } from '../../adapters/milter/listen.js';
+import { PolicyServer } from '../../adapters/postfix-policy/server.js';
+import type { PolicyEngine } from '../../adapters/postfix-policy/session.js';
 import { projectRoot } from '../../engine/bundle.js';
 import { loadConfig } from '../../engine/config/load.js';
 import { Engine } from '../../engine/engine.js';
+
+/** The policy server's requests since the last read: how many, and the time each took (µs). */
+export interface PolicyStats {
+  readonly requests: number;
+  /** Over the last {@link POLICY_SAMPLES} requests at most. */
+  readonly samples: number;
+  readonly meanUs: number;
+  readonly p50Us: number;
+  readonly p99Us: number;
+  readonly maxUs: number;
+}
+
+/** Bound on the request timings kept between two reads (a ring; 800 KB). */
+export const POLICY_SAMPLES = 100_000;
 
 /** A started milter process. */
 export interface MilterProcess {
   readonly pid: number;
   /** Where it listens, `inet:PORT@HOST` or `unix:/path`. */
   readonly listen: string;
+  /** Where its policy server listens (with `policyListen`). */
+  readonly policyListen: string | undefined;
   readonly child: ChildProcess;
+  /** The policy server's timings since the last call (SIGUSR2; rejects after 5 s without an answer). */
+  policyStats(): Promise<PolicyStats>;
   /** Resident set size (kB) from /proc/PID/status, or 0 once it has exited. */
   rssKb(): Promise<number>;
   /** SIGKILL, as a crash or the OOM killer would. */
@@ -48,6 +74,8 @@ const SCRIPT = HERE.endsWith('.ts') ? join(projectRoot(), 'dist', 'test', 'bench
 export async function spawnMilterProcess(opts: {
   config: string;
   listen: string;
+  /** Also start the policy server here (`inet:PORT@HOST`, `unix:/path`). */
+  policyListen?: string;
   log?: string;
   logLevel?: string;
   /** Unix socket mode, e.g. 0o666 so that Postfix's unprivileged smtpd may connect in a test. */
@@ -56,20 +84,28 @@ export async function spawnMilterProcess(opts: {
 }): Promise<MilterProcess> {
   if (!existsSync(SCRIPT)) throw new Error(`${SCRIPT} is missing: run npm run build first`);
   const args = [SCRIPT, '--config', opts.config, '--listen', opts.listen];
+  if (opts.policyListen !== undefined) args.push('--policy-listen', opts.policyListen);
   if (opts.socketMode !== undefined) args.push('--socket-mode', opts.socketMode.toString(8));
   if (opts.log !== undefined) args.push('--log', opts.log);
   if (opts.logLevel !== undefined) args.push('--log-level', opts.logLevel);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = once(child, 'exit');
+  // stdout, line by line: the first line answers the start, `policy-stats` lines the reads.
+  const statsWaiting: Array<(s: PolicyStats) => void> = [];
   const line = await new Promise<string>((resolve, reject) => {
     let out = '';
+    let first = true;
     const timer = setTimeout(() => reject(new Error(`milter process: no "listening" line within ${opts.timeoutMs ?? 15_000} ms`)), opts.timeoutMs ?? 15_000);
     child.stdout?.setEncoding('utf8').on('data', (s: string) => {
       out += s;
-      const nl = out.indexOf('\n');
-      if (nl >= 0) {
-        clearTimeout(timer);
-        resolve(out.slice(0, nl));
+      for (let nl = out.indexOf('\n'); nl >= 0; nl = out.indexOf('\n')) {
+        const l = out.slice(0, nl);
+        out = out.slice(nl + 1);
+        if (first) {
+          first = false;
+          clearTimeout(timer);
+          resolve(l);
+        } else if (l.startsWith('policy-stats ')) statsWaiting.shift()?.(JSON.parse(l.slice('policy-stats '.length)) as PolicyStats);
       }
     });
     child.once('exit', (code) => {
@@ -90,10 +126,22 @@ export async function spawnMilterProcess(opts: {
     child.kill(sig);
     await exited;
   };
+  const m = /^listening (\S+)(?: policy (\S+))?$/.exec(line);
   return {
     pid,
-    listen: line.slice('listening '.length),
+    listen: m?.[1] ?? '',
+    policyListen: m?.[2],
     child,
+    policyStats() {
+      return new Promise<PolicyStats>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('milter process: no policy-stats within 5 s')), 5_000);
+        statsWaiting.push((st) => {
+          clearTimeout(timer);
+          resolve(st);
+        });
+        child.kill('SIGUSR2');
+      });
+    },
     async rssKb() {
       const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
       return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0);
@@ -104,16 +152,21 @@ export async function spawnMilterProcess(opts: {
 }
 
 async function run(): Promise<void> {
-  const { values } = parseArgs({ options: { config: { type: 'string' }, listen: { type: 'string' }, log: { type: 'string' }, 'log-level': { type: 'string' }, 'socket-mode': { type: 'string' } } });
+  const { values } = parseArgs({ options: { config: { type: 'string' }, listen: { type: 'string' }, 'policy-listen': { type: 'string' }, log: { type: 'string' }, 'log-level': { type: 'string' }, 'socket-mode': { type: 'string' } } });
   if (values.config === undefined || values.listen === undefined) throw new Error('usage: milter-process --config F --listen ADDR [--log FILE] [--log-level L]');
   const dest = values.log === undefined ? pino.destination({ dest: '/dev/null', sync: false }) : pino.destination({ dest: values.log, sync: false, mkdir: true, minLength: 8_192 });
   const logger = pino({ level: values['log-level'] ?? 'info' }, dest);
   const engine = await Engine.create({ config: await loadConfig(values.config), logger });
   const mode = values['socket-mode'];
-  const milter = await startMilter(engine, { listen: values.listen, logger, ...(mode === undefined ? {} : { socketMode: parseInt(mode, 8) }) });
-  process.stdout.write(`listening ${formatListen(milter.address)}\n`);
+  const socketMode = mode === undefined ? {} : { socketMode: parseInt(mode, 8) };
+  const milter = await startMilter(engine, { listen: values.listen, logger, ...socketMode });
+  const timings = new Timings();
+  const policyAt = values['policy-listen'];
+  const policy = policyAt === undefined ? undefined : await PolicyServer.start({ listen: policyAt, engine: timedEngine(engine, timings), logger, ...socketMode });
+  process.stdout.write(`listening ${formatListen(milter.address)}${policy === undefined ? '' : ` policy ${formatListen(policy.address)}`}\n`);
+  process.on('SIGUSR2', () => process.stdout.write(`policy-stats ${JSON.stringify(timings.take())}\n`));
   process.once('SIGTERM', () => {
-    void milter.close(5_000).then(() => {
+    void Promise.all([milter.close(5_000), policy?.close(5_000)]).then(() => {
       try {
         dest.flushSync();
       } catch {
@@ -122,6 +175,56 @@ async function run(): Promise<void> {
       process.exit(0);
     });
   });
+}
+
+/** Request timings (µs) in a bounded ring, with the count since the last {@link Timings.take}. */
+class Timings {
+  private readonly ring = new Float64Array(POLICY_SAMPLES);
+  private count = 0;
+
+  add(us: number): void {
+    this.ring[this.count++ % POLICY_SAMPLES] = us;
+  }
+
+  take(): PolicyStats {
+    const n = Math.min(this.count, POLICY_SAMPLES);
+    const xs = this.ring.slice(0, n).sort();
+    const q = (p: number): number => Math.round(xs[Math.min(n - 1, Math.floor(p * n))] ?? 0);
+    const stats = { requests: this.count, samples: n, meanUs: n === 0 ? 0 : Math.round(xs.reduce((a, b) => a + b, 0) / n), p50Us: q(0.5), p99Us: q(0.99), maxUs: Math.round(xs[n - 1] ?? 0) };
+    this.count = 0;
+    return stats;
+  }
+}
+
+/**
+ * `engine` as the policy server sees it, timing each request: a request opens one engine
+ * session after decoding and closes it once decided (adapters/postfix-policy/session.ts), so
+ * open → close is the policy server's work per request but for decoding and writing the answer.
+ */
+function timedEngine(engine: Engine, timings: Timings): PolicyEngine {
+  return {
+    get config() {
+      return engine.config;
+    },
+    get counters() {
+      return engine.counters;
+    },
+    session(init, options) {
+      const start = process.hrtime.bigint();
+      const s = engine.session(init, options);
+      return new Proxy(s, {
+        get(target, prop) {
+          const v: unknown = Reflect.get(target, prop, target);
+          if (typeof v !== 'function') return v;
+          if (prop !== 'close') return (v as (...a: unknown[]) => unknown).bind(target);
+          return () => {
+            timings.add(Number(process.hrtime.bigint() - start) / 1_000);
+            return (v as () => Promise<void>).call(target);
+          };
+        },
+      });
+    },
+  };
 }
 
 if (process.argv[1] === HERE) {

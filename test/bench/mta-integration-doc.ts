@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { parseListen, postfixEndpoint } from '../../adapters/milter/listen.js';
 import { projectRoot } from '../../engine/bundle.js';
 
 export const MTA_INTEGRATION_DOC = join(projectRoot(), 'docs', 'mta-integration.md');
@@ -46,6 +47,39 @@ export function docPostfixMain(): Record<string, string> {
     out[last] = (m[2] as string).trim();
   }
   return out;
+}
+
+/** Where Postfix reaches mta-policy in the doc: the mta-policy snippet's listen addresses as `main.cf` writes them. */
+export function docEndpoints(): { milter: string; policy: string } {
+  const keys = docMtaPolicyKeys();
+  return { milter: postfixEndpoint(parseListen(keys['milter']?.listen ?? '')), policy: postfixEndpoint(parseListen(keys['postfix_policy']?.listen ?? '')) };
+}
+
+/** Where a test's listeners are, as `main.cf` writes them (`inet:127.0.0.1:PORT`, `unix:/path`). */
+export interface Endpoints {
+  readonly milter: string;
+  readonly policy: string;
+}
+
+/**
+ * The `main.cf` snippet with the doc's listen addresses (docEndpoints) replaced by `at`, and
+ * nothing else changed: what a test or the benchmark runs. Throws unless the snippet names the
+ * milter in `smtpd_milters` and the policy service in `smtpd_relay_restrictions`, so a doc that
+ * drifts from its own mta-policy snippet fails every peer test.
+ */
+export function docPostfixMainAt(at: Endpoints): Record<string, string> {
+  const doc = docEndpoints();
+  const main = docPostfixMain();
+  if (!(main['smtpd_milters'] ?? '').split(/[\s,]+/).includes(doc.milter)) throw new Error(`postfix-main.cf snippet: smtpd_milters does not name ${doc.milter}`);
+  const relay = restrictionList(main['smtpd_relay_restrictions'] ?? '');
+  if (!relay.includes(`check_policy_service ${doc.policy}`)) throw new Error(`postfix-main.cf snippet: smtpd_relay_restrictions has no check_policy_service ${doc.policy}`);
+  const swap = (v: string): string => v.split(/(\s+|,)/).map((w) => (w === doc.milter ? at.milter : w === doc.policy ? at.policy : w)).join('');
+  return Object.fromEntries(Object.entries(main).map(([k, v]) => [k, swap(v)]));
+}
+
+/** The snippet's `smtpd_relay_restrictions` with the policy service at `policy` (for a Postfix without the milter). */
+export function docRelayRestrictionsAt(policy: string): string {
+  return docPostfixMainAt({ milter: docEndpoints().milter, policy })['smtpd_relay_restrictions'] ?? '';
 }
 
 /** The services of the `master.cf` snippet: name → its `-o` overrides. */

@@ -3,9 +3,12 @@
  * 127.0.0.1:0) enforcing examples/northwind.yaml, SASL through a private Dovecot, delivery to
  * smtp-sink, swaks as the SMTP client.
  *
- * Postfix's own relay check runs before the milter sees RCPT, and a milter can only refuse:
- * so Postfix is made permissive here (`permit_mynetworks` with mynetworks = 127.0.0.0/8, the
- * harness default) and every refusal the client sees comes from the policy. The listeners:
+ * Postfix runs docs/mta-integration.md's `main.cf` entire (test/bench/mta-integration-doc.ts),
+ * the policy service included (an in-process policy server on the same engine). The clients
+ * here connect from 127.0.0.1, inside the snippet's `mynetworks`: Postfix's `permit_mynetworks`
+ * passes them before the policy service is asked, so every refusal they see is the milter's —
+ * the milter judges what Postfix's own relay grant lets through. (Clients outside `mynetworks`,
+ * where the policy service grants and refuses relay: milter-policy-postfix.test.ts.) The listeners:
  *   smtp       → connector "Default Frontend SMTP01" (anonymous Internet mail)
  *   submission → "Client Frontend SMTP01": the 587 service exactly as docs/mta-integration.md's
  *                master.cf snippet gives it (STARTTLS required, SASL, relay for SASL only)
@@ -24,12 +27,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startMilter } from '../../adapters/milter/enforce.js';
 import { DAEMON_MACROS_HINT } from '../../adapters/milter/facts.js';
+import { postfixEndpoint } from '../../adapters/milter/listen.js';
 import type { MilterServer } from '../../adapters/milter/server.js';
+import { PolicyServer } from '../../adapters/postfix-policy/server.js';
 import { MemoryCounters, type Counters } from '../../engine/counters.js';
 import { Engine } from '../../engine/engine.js';
-import { NORTHWIND, POSTFIX_MILTER_MAIN, northwindConfig, northwindText } from '../bench/milter-config.js';
+import { NORTHWIND, northwindConfig, northwindText } from '../bench/milter-config.js';
 import { spawnMilterProcess, type MilterProcess } from '../bench/milter-process.js';
-import { docPostfixServices } from '../bench/mta-integration-doc.js';
+import { docPostfixMainAt, docPostfixServices } from '../bench/mta-integration-doc.js';
 import { recordingLogger, type LogLine } from '../milter/helpers.js';
 import { PeerStack, SmtpDialog, makeRunDir, runCommand, startDovecot, startPostfix, smtpSink, swaks, withPostfix, type PostfixInstance, type SmtpSink } from './harness.js';
 import { removeRunDir } from './proc.js';
@@ -45,6 +50,9 @@ let milter: MilterServer;
 let pf: PostfixInstance;
 let sink: SmtpSink;
 let killable: MilterProcess;
+let policy: PolicyServer;
+/** The documented main.cf, talking to this milter and the policy server. */
+const mainCf = (milterAt: MilterServer): Record<string, string> => docPostfixMainAt({ milter: postfixEndpoint(milterAt.address), policy: policy.postfixEndpoint });
 
 describePeers('peers: Postfix 3.7 with mta-policy as its milter', ['postfix', 'smtp-tools', 'swaks', 'dovecot', 'openssl'], () => {
   beforeAll(async () => {
@@ -53,6 +61,8 @@ describePeers('peers: Postfix 3.7 with mta-policy as its milter', ['postfix', 's
     engine = await Engine.create({ config: northwindConfig(), logger: recordingLogger(decisions) });
     milter = await startMilter(engine, { listen: 'inet:0@127.0.0.1', logger: milterLog });
     peers.add({ stop: () => milter.close(1_000) });
+    policy = await PolicyServer.start({ listen: 'inet:0@127.0.0.1', engine, logger: recordingLogger() });
+    peers.add({ stop: () => policy.close(1_000) });
     // A second engine whose counter store is down: every MAIL on a rate-limited connector fails.
     const base = new MemoryCounters();
     const failing: Counters = {
@@ -71,7 +81,7 @@ describePeers('peers: Postfix 3.7 with mta-policy as its milter', ['postfix', 's
       tls: true,
       dovecotSasl: dv.authSocket,
       delivery: { kind: 'relay', port: sink.port },
-      main: { smtpd_milters: `inet:127.0.0.1:${port(milter)}`, ...POSTFIX_MILTER_MAIN },
+      main: mainCf(milter),
       services: {
         submission: docPostfixServices()['submission'] ?? {},
         lax: { smtpd_sasl_auth_enable: 'yes', smtpd_tls_auth_only: 'no' },
@@ -174,7 +184,7 @@ describePeers('peers: Postfix 3.7 with mta-policy as its milter', ['postfix', 's
 
   it('why non_smtpd_milters stays empty: local submissions reach the milter without a listener and are held with a 4xx, logged with the hint', async () => {
     const before = milterLog.lines.length;
-    await withPostfix({ main: { ...POSTFIX_MILTER_MAIN, non_smtpd_milters: `inet:127.0.0.1:${port(milter)}` } }, async (local) => {
+    await withPostfix({ main: { ...mainCf(milter), non_smtpd_milters: `inet:127.0.0.1:${port(milter)}` } }, async (local) => {
       const mark = local.logOffset();
       // Postfix's sendmail(1) (the postfix package's /usr/sbin/sendmail) → pickup → cleanup → milter.
       const r = await runCommand('/usr/sbin/sendmail', ['-C', local.configDir, '-f', 'root@mx.postfix.test', 'nancy@northwind.test'], {

@@ -4,8 +4,11 @@
  * onto loopback (test/postfix-policy/helpers.ts: the Scanner Relay is 127.20.30.40, the LAN
  * 127.20.0.0/16; other loopback sources such as 127.0.0.80 are "the Internet"):
  *
- *   smtpd_relay_restrictions = permit_mynetworks, check_policy_service inet:127.0.0.1:PORT, reject_unauth_destination
- *   mynetworks = 192.0.2.0/24   (none of the test clients: nothing is relayed by Postfix's own grant)
+ *   smtpd_relay_restrictions and mynetworks as docs/mta-integration.md's `main.cf` gives them
+ *   (test/bench/mta-integration-doc.ts; the policy service's address substituted):
+ *   permit_mynetworks, check_policy_service …, reject_unauth_destination, with mynetworks this
+ *   host only, which holds none of the test clients: nothing is relayed by Postfix's own grant.
+ *   No milter here: what the policy service decides alone.
  *
  * Listeners: `smtp` → the port-25 connectors; `submission` → Client Frontend (SASL through a
  * private Dovecot, over STARTTLS); `broken` → the same port-25 connectors, but through a second
@@ -21,6 +24,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PolicyServer } from '../../adapters/postfix-policy/server.js';
 import { Engine } from '../../engine/engine.js';
+import { docPostfixMain, docRelayRestrictionsAt } from '../bench/mta-integration-doc.js';
 import { INTERNET_IP, SCANNER_IP, northwindOnLoopback, recordingLogger, unreachableCounters, type LogLine } from '../postfix-policy/helpers.js';
 import { PeerStack, smtpSink, startDovecot, startPostfix, swaks, type PostfixInstance, type SmtpSink, type SwaksOptions } from './harness.js';
 import { describePeers } from './skip.js';
@@ -32,8 +36,8 @@ const decisions: LogLine[] = [];
 let pf: PostfixInstance;
 let sink: SmtpSink;
 
-/** `smtpd_relay_restrictions` delegating to the policy service at `port`. */
-const strict = (endpoint: string): string => `permit_mynetworks, check_policy_service ${endpoint}, reject_unauth_destination`;
+/** The documented `smtpd_relay_restrictions`, delegating to the policy service at `endpoint`. */
+const strict = (endpoint: string): string => docRelayRestrictionsAt(endpoint);
 
 describePeers('peers: Postfix 3.7 with a strict relay check delegating grants to the policy server', ['postfix', 'smtp-tools', 'swaks', 'dovecot', 'openssl'], () => {
   beforeAll(async () => {
@@ -61,7 +65,7 @@ describePeers('peers: Postfix 3.7 with a strict relay check delegating grants to
       tls: true,
       dovecotSasl: dv.authSocket,
       delivery: { kind: 'relay', port: sink.port },
-      main: { mynetworks: '192.0.2.0/24', smtpd_relay_restrictions: strict(policy.postfixEndpoint) },
+      main: { mynetworks: docPostfixMain()['mynetworks'] ?? '', smtpd_relay_restrictions: strict(policy.postfixEndpoint) },
       services: {
         submission: { smtpd_sasl_auth_enable: 'yes', smtpd_tls_auth_only: 'yes' },
         broken: { smtpd_relay_restrictions: strict(brokenPolicy.postfixEndpoint) },

@@ -12,20 +12,6 @@ import { isMap, isSeq, parseDocument } from 'yaml';
 import { projectRoot } from '../../engine/bundle.js';
 import { parseConfig } from '../../engine/config/load.js';
 import type { Config } from '../../engine/config/types.js';
-import { docPostfixMain, restrictionList } from './mta-integration-doc.js';
-
-/**
- * The Postfix main.cf settings the peers tests and the benchmark run with: docs/mta-integration.md's
- * `main.cf` snippet, without `smtpd_milters` (each test names its own socket) and with
- * `check_policy_service` taken out of `smtpd_relay_restrictions` (no policy server runs in
- * these tests; with the harness's `mynetworks = 127.0.0.0/8`, `permit_mynetworks` then lets the
- * milter see every RCPT, and every refusal comes from the policy).
- */
-export const POSTFIX_MILTER_MAIN: Readonly<Record<string, string>> = (() => {
-  const { smtpd_milters: _socket, ...main } = docPostfixMain();
-  const relay = restrictionList(main['smtpd_relay_restrictions'] ?? '').filter((r) => !r.startsWith('check_policy_service '));
-  return { ...main, smtpd_relay_restrictions: relay.join(', ') };
-})();
 
 /** The example's connector names the tests use. */
 export const NORTHWIND = {

@@ -18,7 +18,7 @@ import type { EomResult, MilterAction, MilterHandler, Modification } from '../..
 import { fixtureNames, loadFixture, recordingLogger } from './helpers.js';
 
 const FRAMES = 100_000;
-const BUDGET_MS = 8_000;
+const BUDGET_MS = 25_000; // ~3 s alone; the bound is against a hang, not a speed claim (loaded CI machines are slower)
 const MAX_FRAME = 4096; // small, so oversized lengths are common
 const SEED = Number(process.env.MILTER_FUZZ_SEED ?? 0x6d696c74);
 
@@ -138,7 +138,7 @@ const EVENT_OF: Partial<Record<MilterCommand['kind'], MilterEvent>> = {
 };
 
 describe('milter fuzz', () => {
-  it(`survives ≥ ${FRAMES} random and mutated frames (seed ${SEED})`, { timeout: 30_000 }, async () => {
+  it(`survives ≥ ${FRAMES} random and mutated frames (seed ${SEED})`, { timeout: 60_000 }, async () => {
     const start = Date.now();
     let frames = 0;
     let protocolErrors = 0;

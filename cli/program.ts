@@ -25,10 +25,11 @@ function createProgram(io: Io, state: State): Command {
     .description('Exchange-style receive-connector permissions as policy-as-code (Rego → WASM)')
     .version('0.1.0')
     .exitOverride()
-    .showHelpAfterError('(run mta-policy --help for usage)')
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
+      // A usage error is one line like every other error (commander's may span several).
+      outputError: (s, write) => write(`${usageLine(s.replace(/^error:\s*/, ''))}\n`),
     });
 
   const bundleOption = new Option('--bundle <dir>', 'policy bundle directory (default: the shipped policies/dist)');
@@ -91,6 +92,8 @@ function createProgram(io: Io, state: State): Command {
   return program;
 }
 
+const usageLine = (message: string): string => `mta-policy: ${message.trim().replace(/\s*\n\s*/g, ' ')} (run mta-policy --help for usage)`;
+
 /** Run the CLI; returns the exit code. Errors become one clear line on stderr, never a stack. */
 export async function main(argv: readonly string[], io: Io): Promise<number> {
   const state: State = { code: EXIT.ok };
@@ -102,7 +105,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   }
   const helpFor = argv[0] === 'help' ? argv[1] : undefined;
   if (helpFor !== undefined && !program.commands.some((c) => c.name() === helpFor)) {
-    io.stderr.write(`mta-policy: unknown command '${helpFor.slice(0, 40)}' (run mta-policy --help for usage)\n`);
+    io.stderr.write(`${usageLine(`unknown command '${helpFor.slice(0, 40)}'`)}\n`);
     return EXIT.usage;
   }
   try {

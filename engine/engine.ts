@@ -79,12 +79,17 @@ export class Snapshot {
 
   constructor(
     readonly config: Config,
-    readonly manifest: Manifest,
+    /** The bundle the policy was loaded from: a reload without a bundle keeps it. */
+    readonly bundle: LoadedBundle,
     private readonly policy: WasmPolicy,
     private readonly data: PolicyData,
     readonly cache: boolean,
   ) {
     this.listeners = listenerSpecs(config);
+  }
+
+  get manifest(): Manifest {
+    return this.bundle.manifest;
   }
 
   connector(name: string | null): CompiledConnector | undefined {
@@ -209,12 +214,14 @@ export class Engine {
   }
 
   /**
-   * Swap in a new configuration (and optionally bundle). Everything is loaded and validated
-   * before the swap, off the decision path; on any error the running snapshot stays. Sessions
-   * already open keep the snapshot they started with.
+   * Swap in a new configuration, and a new bundle when one is given (a directory or a read
+   * bundle); without one the running bundle stays, so a custom bundle's `package mta.ext`
+   * denies survive a configuration reload. Everything is loaded and validated before the swap,
+   * off the decision path; on any error the running snapshot stays. Sessions already open keep
+   * the snapshot they started with.
    */
   async reload(config: Config, bundle?: string | LoadedBundle): Promise<void> {
-    const b = typeof bundle === 'object' ? bundle : await readBundle(bundle);
+    const b = bundle === undefined ? this.snap.bundle : typeof bundle === 'object' ? bundle : await readBundle(bundle);
     const policy = await loadWasmPolicyAsync(b.wasm);
     const next = snapshot(config, b, policy, this.snap.cache);
     // A smoke decision: a bundle that cannot answer must not replace one that can.
@@ -233,6 +240,7 @@ export class Engine {
     const env = {
       nextId: () => this.nextId(),
       log: (d: Decision, t0: number, bindings: object) => this.log(d, t0, bindings),
+      fault: (what: string, e: unknown, bindings: object) => this.fault(what, e, bindings),
       counters: this.counters,
       timed: this.logger !== undefined,
     };
@@ -259,6 +267,12 @@ export class Engine {
     return d as DecisionFor<S>;
   }
 
+  /** Log a failure that no decision carries (its code and message only: no facts, no secrets). */
+  private fault(what: string, e: unknown, bindings: object): void {
+    const err = e instanceof MtaPolicyError ? { code: e.code, message: e.message } : { code: 'ENGINE_EVAL_FAILED', message: e instanceof Error ? e.message : String(e) };
+    this.logger?.error({ ...bindings, err }, what);
+  }
+
   /** Log one decision (and the cause of a failure). */
   private log(d: Decision, t0: number, bindings: object = {}): void {
     if (this.logger === undefined) return;
@@ -274,5 +288,5 @@ function snapshot(config: Config, bundle: LoadedBundle, policy: WasmPolicy, cach
   if (!policy.entrypoints.includes('mta/session')) {
     throw new EngineError('ENGINE_BUNDLE_ENTRYPOINTS', `${bundle.dir}: bundle lacks entrypoint mta/session`);
   }
-  return new Snapshot(config, bundle.manifest, policy, data.config, cache);
+  return new Snapshot(config, bundle, policy, data.config, cache);
 }

@@ -19,8 +19,9 @@ import { asciiLower, asciiUpper, isRecord } from './util.js';
  *   - the session input (`mta/session`): `connection` with the client's address bits, `tls`
  *     (only `active`) and `auth` — exactly what the session document may depend on, and the
  *     engine's cache key for it;
- *   - a stage input: `stage`, the cached session document as `session` (or, in inline mode,
- *     the session input's fields so the Rego computes it itself), and the stage's own facts.
+ *   - a stage input: `stage`, the session input's fields (with the client certificate), in
+ *     cached mode the session document as `session` (inline mode: the Rego computes it), and
+ *     the stage's own facts.
  */
 
 /** Caps on what one decision reads; adapters bound their buffers with the same numbers. */
@@ -28,7 +29,7 @@ export const INPUT_LIMITS = {
   headerFields: 2000,
   /** One header field's value (folded lines included). */
   headerValueBytes: 65536,
-  /** The whole header block, when the adapter does not say. */
+  /** The header fields given, as "Name: value\r\n" lines (header_size may say the block was larger). */
   headerBytes: 1048576,
   /** Mailboxes across From, Sender, Resent-From and Resent-Sender. */
   fromAddresses: MAILBOX_LIST_LIMITS.mailboxes,
@@ -263,35 +264,25 @@ export function authInput(auth: AuthFacts | null | undefined): AuthInput | null 
 
 /**
  * What the session document is computed from, serialised once: the engine's cache key and the
- * whole input of `mta/session`.
+ * whole input of `mta/session`. A stage input carries the same fields (`connection` with the
+ * address bits, `tls` with the client certificate, `auth`) in both modes, so a `package mta.ext`
+ * rule reads the same input whether or not the session document is cached.
  */
 export class SessionInput {
   /** JSON of the restricted input `{connection, tls?, auth?}`. */
   readonly json: string;
-  /** `"connection":…` as stages see it (no address bits). */
-  readonly stageConnection: string;
-  /** `"tls":…` with the client certificate, or '' for cleartext. */
-  readonly stageTls: string;
-  /** `"auth":…` or ''. */
-  readonly stageAuth: string;
-  /** Inline mode: the session input's fields for a stage input. */
-  readonly inline: string;
+  /** The same fields as every stage input carries them (tls with the client certificate). */
+  readonly stage: string;
 
   constructor(
     readonly connection: ConnectionInput,
     readonly tls: TlsInput | null,
     readonly auth: AuthInput | null,
   ) {
-    const conn = JSON.stringify(connection);
-    const restricted = [`"connection":${conn}`];
-    if (tls !== null) restricted.push('"tls":{"active":true}');
-    this.stageAuth = auth === null ? '' : `"auth":${JSON.stringify(auth)}`;
-    if (auth !== null) restricted.push(this.stageAuth);
-    this.json = `{${restricted.join(',')}}`;
-    const { local, remote } = connection;
-    this.stageConnection = `"connection":${JSON.stringify({ local, remote: { ip: remote.ip, family: remote.family } })}`;
-    this.stageTls = tls === null ? '' : `"tls":${JSON.stringify(tls)}`;
-    this.inline = [`"connection":${conn}`, this.stageTls, this.stageAuth].filter((s) => s !== '').join(',');
+    const conn = `"connection":${JSON.stringify(connection)}`;
+    const auth_ = auth === null ? '' : `"auth":${JSON.stringify(auth)}`;
+    this.json = `{${[conn, tls === null ? '' : '"tls":{"active":true}', auth_].filter((s) => s !== '').join(',')}}`;
+    this.stage = [conn, tls === null ? '' : `"tls":${JSON.stringify(tls)}`, auth_].filter((s) => s !== '').join(',');
   }
 
   static fromFacts(facts: ConnectFacts & { readonly auth?: AuthFacts | null }): SessionInput {
@@ -441,12 +432,12 @@ export function messageSummary(headersFact: HeaderFacts | undefined, headerSizeF
       from.push(addressEntry(`<${m}>`, true).json);
     }
   }
+  // The bound is on what the policy reads, so it holds whether or not header_size is given.
+  if (headerBytes > INPUT_LIMITS.headerBytes) throw bad(`the header block is larger than ${INPUT_LIMITS.headerBytes} bytes`);
   let headerSize = headerBytes;
   if (headerSizeFact !== undefined && headerSizeFact !== null) {
     headerSize = count(headerSizeFact, 'header_size');
     if (headerSize < headerBytes) throw bad(`header_size ${headerSize} is smaller than the ${headerBytes} bytes of the headers given`);
-  } else if (headerBytes > INPUT_LIMITS.headerBytes) {
-    throw bad(`the header block is larger than ${INPUT_LIMITS.headerBytes} bytes`);
   }
   let size = 0;
   if (needSize) {
@@ -498,13 +489,10 @@ export function stageInputJson(stage: Stage, facts: Facts, session: SessionInput
   const reads = STAGE_READS[stage];
   const out: string[] = [`"stage":"${stage}"`];
   if (opts.explain === true) out.push('"explain":true');
-  if (opts.sessionDoc === undefined) {
-    out.push(session.inline);
-  } else {
-    out.push(`"session":${opts.sessionDoc}`, session.stageConnection);
-    if (session.stageTls !== '') out.push(session.stageTls);
-    if (stage === 'auth' && session.stageAuth !== '') out.push(session.stageAuth);
-  }
+  // Cached mode adds the session document; the Rego then reads connector, principals and rights
+  // from it and never recomputes them.
+  if (opts.sessionDoc !== undefined) out.push(`"session":${opts.sessionDoc}`);
+  out.push(session.stage);
   const c = counters(facts.counters);
   if (c !== '') out.push(c);
   if (reads.helo === true && facts.helo !== undefined && facts.helo !== null) out.push(`"helo":${helo(facts.helo)}`);
@@ -550,7 +538,7 @@ export interface PolicyInput {
   stage: Stage;
   explain?: true;
   session?: Record<string, unknown>;
-  connection: { local: { ip: string; port: number }; remote: { ip: string; family: '4' | '6'; bits?: string } };
+  connection: { local: { ip: string; port: number }; remote: { ip: string; family: '4' | '6'; bits: string } };
   tls?: TlsInput;
   helo?: { name: string; present: boolean; valid: boolean };
   auth?: AuthInput;

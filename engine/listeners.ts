@@ -2,7 +2,9 @@ import type { Config, ConnectorConfig } from './config/types.js';
 
 /**
  * What an adapter needs at start-up to open or describe listeners: one entry per binding of
- * every enabled connector, with the limits the listener enforces before asking the policy.
+ * every enabled connector, with the limits the listener enforces before asking the policy. A
+ * listener that serves SMTP itself opens only the entries with `listen` (the others belong to
+ * the MTA in front, which asks through the milter or the policy service).
  */
 export interface ListenerSpec {
   readonly connector: string;
@@ -12,12 +14,19 @@ export interface ListenerSpec {
   readonly ip: string | null;
   readonly family: 4 | 6;
   readonly port: number;
+  /**
+   * mta-policy serves this binding itself (connector `listen`; by default only when neither
+   * `milter` nor `postfix_policy` is configured).
+   */
+  readonly listen: boolean;
+  /** TLS from the first byte (RFC 8314 §3.3; connector `implicit_tls`, default on port 465): no STARTTLS. */
+  readonly implicitTls: boolean;
   /** Banner / EHLO host name. */
   readonly fqdn: string;
   /** SIZE to advertise and enforce while streaming (bytes), or null for none. */
   readonly maxMessageSize: number | null;
   readonly maxHeaderSize: number | null;
-  /** STARTTLS offered (auth mechanism Tls). */
+  /** Auth mechanism Tls: TLS is offered (STARTTLS, or from the first byte with `implicitTls`). */
   readonly starttls: boolean;
   /** SASL mechanisms for BasicAuth, empty when BasicAuth is off. */
   readonly saslMechanisms: readonly string[];
@@ -37,6 +46,8 @@ function specs(c: ConnectorConfig): ListenerSpec[] {
     ip: b.ip,
     family: b.family,
     port: b.port,
+    listen: c.listen,
+    implicitTls: c.implicitTls,
     fqdn: c.fqdn,
     maxMessageSize: c.maxMessageSize,
     maxHeaderSize: c.maxHeaderSize,

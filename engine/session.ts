@@ -1,9 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import type { ConnectionKey, Counters } from './counters.js';
+import type { Counters } from './counters.js';
 import type { CachedSession, Snapshot } from './engine.js';
 import { EngineError } from './errors.js';
+import { rateKeys as rateKeysFor, SessionCounting } from './session-counters.js';
 import { authInput, mailJson, messageSummary, parseConnection, SessionInput, tlsInput, type ConnectionInput, type MessageSummary } from './input.js';
-import { asciiLower } from './util.js';
 import type { AuthFacts, Decision, DecisionFor, Endpoint, Facts, HeaderFacts, MailFacts, Stage, TlsFacts } from './types.js';
 
 /**
@@ -13,14 +13,25 @@ import type { AuthFacts, Decision, DecisionFor, Endpoint, Facts, HeaderFacts, Ma
  * logon failures and messages on the way. Every adapter and `mta-policy test` drive it.
  *
  * Rules (RFC 5321 / 3207 / 4954 and Exchange):
- * - CONNECT first; nothing else before it continues. After a `disconnect` decision every call
- *   is refused: the adapter closes the connection and calls `close()`.
+ * - CONNECT first; nothing else before it continues. After a `disconnect` decision (a refusal
+ *   out of sequence included) every call is refused: the adapter closes the connection and
+ *   calls `close()`. A `close()` while CONNECT still waits for the counter store releases the
+ *   connection count once the store answers.
  * - EHLO/HELO and RSET end the transaction; STARTTLS discards the EHLO name, any AUTH and the
  *   transaction (RFC 3207 §4.2).
  * - AUTH counts only when its decision is `continue`; a failed logon is counted, and the
  *   policy disconnects after the connector's max_logon_failures (Exchange: per connection).
+ *   AUTH happens once and never during a transaction (RFC 4954 §4), whoever ran it: an MTA
+ *   reporting AUTH then, or another login, is refused (`mtaAuthenticated` answers false).
+ * - The message rate is counted per the connector's message_rate_source; per user means per
+ *   identity (every login name of one user shares a bucket), per login for a login without one.
  * - MAIL opens a transaction only when it continues; RCPT counts accepted recipients; end of
  *   headers needs one; end of headers (unless it continues) and end of message end it.
+ * - A `discard` at MAIL, RCPT or end of headers opens or keeps the transaction as for
+ *   `continue` (the client was told 2xx and goes on) and marks it discarded: the message is
+ *   dropped as a whole, as a milter's SMFIR_DISCARD and Postfix's DISCARD drop it for every
+ *   recipient. Later stages are still decided (a refusal stays a refusal), and a `continue` or
+ *   `accept` of a discarded transaction answers `discard` with the discarding reason.
  * - The engine, never the adapter, computes the session document; it is evaluated once per
  *   (endpoints, TLS, AUTH) state.
  * - Methods never throw. A call out of sequence, bad facts, a counter store that fails, or an
@@ -49,6 +60,8 @@ export interface SessionOptions {
 export interface SessionEnv {
   nextId(): string;
   log(d: Decision, t0: number, bindings: object): void;
+  /** A failure that has no decision to carry it (a counter store failing after the fact). */
+  fault(what: string, e: unknown, bindings: object): void;
   readonly counters: Counters;
   readonly timed: boolean;
 }
@@ -59,6 +72,8 @@ interface Transaction {
   readonly mail: string;
   readonly rateKeys: readonly string[];
   accepted: number;
+  /** The reason of the decision that discarded the message, once one did. */
+  discarded?: string;
   message?: { readonly headers: HeaderFacts; readonly summary: MessageSummary; readonly headerSize?: number };
 }
 
@@ -72,8 +87,6 @@ export class Session {
   private failures = 0;
   private accepted = 0;
   private tx: Transaction | null = null;
-  private pendingRate: readonly string[] | null = null;
-  private connKey: ConnectionKey | null = null;
   private connection: ConnectionInput | null = null;
   private input: SessionInput | null = null;
   private cached: CachedSession | null = null;
@@ -86,11 +99,11 @@ export class Session {
     private readonly options: SessionOptions = {},
   ) {
     this.tls = init.tls ?? null;
-    this.counters = options.counters ?? env.counters;
+    this.counting = new SessionCounting(options.counters ?? env.counters, (what, e) => env.fault(what, e, options.logBindings ?? {}));
     this.failures = options.logonFailures ?? 0;
   }
 
-  private readonly counters: Counters;
+  private readonly counting: SessionCounting;
 
   /** The connector CONNECT selected (null before, or when none matched). */
   get connector(): string | null {
@@ -132,18 +145,17 @@ export class Session {
     return this.run('connect', async () => {
       const input = this.sessionInput();
       // The connector is needed before the CONNECT decision, to count the connection on it.
-      this.connectorName = (this.sessionDoc(input) ?? this.snap.sessionDoc(input)).doc.connector;
+      this.connectorName = this.document(input).doc.connector;
       const counters: Record<string, number> = {};
       if (this.connectorName !== null) {
-        const key = { connector: this.connectorName, source: input.connection.remote.ip };
-        const counts = await this.counters.openConnection(key);
-        this.connKey = key;
+        const counts = await this.counting.open({ connector: this.connectorName, source: input.connection.remote.ip });
+        if (counts === null) throw new EngineError('ENGINE_SESSION_SEQUENCE', 'connect: the session closed before CONNECT was decided');
         counters['connections_total'] = counts.total;
         counters['connections_from_source'] = counts.fromSource;
       }
       return this.evaluate('connect', { ...this.base(), counters });
     }, (d) => {
-      if (d.decision !== 'continue') this.phase = 'refused';
+      if (d.decision !== 'continue') this.refuse();
     });
   }
 
@@ -191,9 +203,31 @@ export class Session {
    * the TLS state this session knows. The policy decides at MAIL what that is worth (BasicAuth
    * on, and TLS where BasicAuthRequireTLS); mta-policy never saw the credentials.
    */
-  mtaAuthenticated(auth: { readonly mechanism: string; readonly user: string }): void {
+  /**
+   * Returns whether the session took it. Reporting the same AUTH again (a milter sees the AUTH
+   * macros with every MAIL, a policy service with every request) is a no-op; it is refused —
+   * the session stays as it was — during a transaction, after another AUTH (mta-policy's own,
+   * or another login: RFC 4954 §4 allows one AUTH per session), or once the session is refused
+   * or closed. A refused report is logged.
+   */
+  mtaAuthenticated(auth: { readonly mechanism: string; readonly user: string }): boolean {
+    const a = this.authFacts;
+    if (a !== null && a.by_mta === true && a.user === auth.user && a.mechanism === auth.mechanism) return true;
+    const why =
+      this.phase === 'refused' || this.phase === 'closed'
+        ? this.why()
+        : a !== null
+          ? 'the session is already authenticated (RFC 4954 §4: AUTH once)'
+          : this.tx !== null
+            ? 'AUTH is not permitted during a mail transaction (RFC 4954 §4)'
+            : null;
+    if (why !== null) {
+      this.env.fault('mta auth refused', new EngineError('ENGINE_SESSION_SEQUENCE', `mta auth: ${why}`), this.options.logBindings ?? {});
+      return false;
+    }
     this.authFacts = { mechanism: auth.mechanism, user: auth.user, result: 'success', by_mta: true };
     this.reset();
+    return true;
   }
 
   /** MAIL FROM; opens a transaction when it continues. */
@@ -203,15 +237,18 @@ export class Session {
     let tx: Transaction | undefined;
     return this.run('mail', async () => {
       const mail = mailJson(from, params);
-      const rateKeys = this.rateKeys();
-      let last = 0;
-      for (const key of rateKeys) last = Math.max(last, await this.counters.messagesLastMinute(key));
+      const input = this.sessionInput();
+      const rateKeys = rateKeysFor(this.snap.connector(this.connectorName), input.connection.remote.ip, this.document(input).doc);
+      const last = await this.counting.lastMinute(rateKeys);
       tx = { mailFrom: from, params, mail, rateKeys, accepted: 0 };
       return this.evaluate('mail', { ...this.mailFacts(from, params), counters: { messages_last_minute: last } }, { mail });
     }, (d) => {
-      if (d.decision === 'continue' && tx !== undefined) this.tx = tx;
+      if ((d.decision === 'continue' || d.decision === 'discard') && tx !== undefined) {
+        if (d.decision === 'discard') tx.discarded = d.reason;
+        this.tx = tx;
+      }
       this.after(d);
-    });
+    }, () => tx);
   }
 
   /** RCPT TO; an accepted recipient is counted. */
@@ -219,9 +256,10 @@ export class Session {
     const tx = this.tx;
     if (this.phase !== 'open' || tx === null) return this.sequence('rcpt', this.phase !== 'open' ? this.why() : 'RCPT before MAIL (RFC 5321 §4.1.4)');
     return this.run('rcpt', () => this.evaluate('rcpt', { ...this.mailFacts(tx.mailFrom, tx.params), rcpt_to: to, accepted_rcpt_count: tx.accepted }, { mail: tx.mail }), (d) => {
-      if (d.decision === 'continue') tx.accepted++;
+      if (d.decision === 'continue' || d.decision === 'discard') tx.accepted++;
+      if (d.decision === 'discard') tx.discarded ??= d.reason;
       this.after(d);
-    });
+    }, () => tx);
   }
 
   /** End of headers: the header block in message order, and its size in bytes when known. */
@@ -236,9 +274,10 @@ export class Session {
       const facts = { ...this.mailFacts(tx.mailFrom, tx.params), accepted_rcpt_count: tx.accepted, headers, ...(headerSize === undefined ? {} : { header_size: headerSize }) };
       return this.evaluate('headers', facts, { mail: tx.mail, message: summary });
     }, (d) => {
-      if (d.decision !== 'continue') this.tx = null;
+      if (d.decision === 'discard') tx.discarded ??= d.reason;
+      else if (d.decision !== 'continue') this.tx = null;
       this.after(d);
-    });
+    }, () => tx);
   }
 
   /** End of message with its size in bytes (header and body); ends the transaction. */
@@ -249,7 +288,7 @@ export class Session {
       return this.sequence('eom', this.phase !== 'open' ? this.why() : 'end of message before end of headers');
     }
     this.tx = null;
-    this.pendingRate = null;
+    this.counting.awaitDelivery(null);
     return this.run('eom', () => {
       const facts = {
         ...this.mailFacts(tx.mailFrom, tx.params),
@@ -260,9 +299,10 @@ export class Session {
       };
       return this.evaluate('eom', facts, { mail: tx.mail });
     }, (d) => {
-      if (d.decision === 'accept') this.pendingRate = tx.rateKeys;
+      // A discarded message was never delivered: it does not count towards the message rate.
+      if (d.decision === 'accept') this.counting.awaitDelivery(tx.rateKeys);
       this.after(d);
-    });
+    }, () => tx);
   }
 
   /**
@@ -270,11 +310,7 @@ export class Session {
    * MTA took it): it counts towards the message rate. Call it once per accepted message.
    */
   async messageAccepted(): Promise<void> {
-    const keys = this.pendingRate;
-    this.pendingRate = null;
-    if (keys === null) return;
-    this.accepted++;
-    for (const key of keys) await this.counters.recordMessage(key);
+    if (await this.counting.delivered()) this.accepted++;
   }
 
   /** RSET (or the MTA aborting a message): the transaction ends. */
@@ -286,15 +322,7 @@ export class Session {
   async close(): Promise<void> {
     this.phase = 'closed';
     this.tx = null;
-    const key = this.connKey;
-    this.connKey = null;
-    if (key !== null) {
-      try {
-        await this.counters.closeConnection(key);
-      } catch {
-        // A counter store that fails here leaves a stale count; it must not fail the close.
-      }
-    }
+    await this.counting.close();
   }
 
   // --- internals -------------------------------------------------------------------------------
@@ -316,10 +344,15 @@ export class Session {
     return this.input;
   }
 
-  private sessionDoc(input: SessionInput): CachedSession | null {
-    if (!this.snap.cache) return null;
+  /** The session document for the current state (also in inline mode, for what the session itself needs). */
+  private document(input: SessionInput): CachedSession {
     if (this.cached === null) this.cached = this.snap.sessionDoc(input);
     return this.cached;
+  }
+
+  /** The document a stage is given: none in inline mode, where the Rego computes it. */
+  private sessionDoc(input: SessionInput): CachedSession | null {
+    return this.snap.cache ? this.document(input) : null;
   }
 
   /** TLS or AUTH changed: the session document must be computed afresh. */
@@ -328,27 +361,21 @@ export class Session {
     this.cached = null;
   }
 
-  /** The rate keys of a message on this connector (per its message_rate_source). */
-  private rateKeys(): string[] {
-    const conn = this.snap.connector(this.connectorName);
-    if (conn === undefined || conn.message_rate_limit === null) return [];
-    const ip = this.sessionInput().connection.remote.ip;
-    const byIp = `${conn.name}\0ip:${ip}`;
-    // Exchange MessageRateSource: User counts per authenticated user (an anonymous client is
-    // its address), IPAddress per client address, All both.
-    const byUser = this.authFacts === null ? byIp : `${conn.name}\0user:${asciiLower(this.authFacts.user)}`;
-    if (conn.message_rate_source === 'ip_address') return [byIp];
-    if (conn.message_rate_source === 'all') return byUser === byIp ? [byIp] : [byUser, byIp];
-    return [byUser];
-  }
-
   private evaluate<S extends Stage>(stage: S, facts: Facts, parts = {}): DecisionFor<S> {
     const input = this.sessionInput();
     return this.snap.evaluate(stage, facts, input, this.sessionDoc(input), this.env.nextId(), false, parts) as DecisionFor<S>;
   }
 
-  /** Run one stage: time it, turn any failure into the fail-safe tempfail, log it, apply its effect. */
-  private async run<S extends Stage>(stage: S, decide: () => DecisionFor<S> | Promise<DecisionFor<S>>, effect: (d: DecisionFor<S>) => void): Promise<DecisionFor<S>> {
+  /**
+   * Run one stage: time it, turn any failure into the fail-safe tempfail, turn a pass of a
+   * discarded transaction into `discard`, log it, apply its effect.
+   */
+  private async run<S extends Stage>(
+    stage: S,
+    decide: () => DecisionFor<S> | Promise<DecisionFor<S>>,
+    effect: (d: DecisionFor<S>) => void,
+    transaction: () => Transaction | null | undefined = () => null,
+  ): Promise<DecisionFor<S>> {
     const t0 = this.env.timed ? performance.now() : 0;
     let d: DecisionFor<S>;
     try {
@@ -356,25 +383,33 @@ export class Session {
     } catch (e) {
       d = this.snap.failSafe(this.env.nextId(), stage, e, this.connectorName) as DecisionFor<S>;
     }
+    const discarded = transaction()?.discarded;
+    if (discarded !== undefined && (d.decision === 'continue' || d.decision === 'accept')) d = { ...d, decision: 'discard', reason: discarded };
     effect(d);
     this.env.log(d, t0, this.options.logBindings ?? {});
     return d;
   }
 
   private after(d: Decision): void {
-    if (d.decision === 'disconnect') {
-      this.phase = 'refused';
-      this.tx = null;
-    }
+    if (d.decision === 'disconnect') this.refuse();
+  }
+
+  /** No call continues after a disconnect (a closed session stays closed). */
+  private refuse(): void {
+    if (this.phase !== 'closed') this.phase = 'refused';
+    this.tx = null;
   }
 
   private why(): string {
     return this.phase === 'new' ? 'CONNECT has not been decided' : this.phase === 'refused' ? 'the session was refused or disconnected' : 'the session is closed';
   }
 
+  /** A call out of sequence: the fail-safe tempfail (disconnect at CONNECT), with its effect. */
   private sequence<S extends Stage>(stage: S, why: string): DecisionFor<S> {
+    const t0 = this.env.timed ? performance.now() : 0;
     const d = this.snap.failSafe(this.env.nextId(), stage, new EngineError('ENGINE_SESSION_SEQUENCE', `${stage}: ${why}`), this.connectorName) as DecisionFor<S>;
-    this.env.log(d, 0, this.options.logBindings ?? {});
+    this.after(d);
+    this.env.log(d, t0, this.options.logBindings ?? {});
     return d;
   }
 }

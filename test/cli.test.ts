@@ -67,10 +67,19 @@ describe('mta-policy check', () => {
     expect(r.err).toContain('no policy bundle');
   });
 
-  it('exits 2 on usage errors', async () => {
-    expect((await cli('check')).code).toBe(2);
-    expect((await cli('frobnicate')).code).toBe(2);
-    expect((await cli('eval', '--config', example, '--stage', 'data', '--input', 'x.json')).code).toBe(2);
+  it('exits 2 on usage errors, each one line starting mta-policy:', async () => {
+    const usage = [['check'], ['frobnicate'], ['eval', '--config', example, '--stage', 'data', '--input', 'x.json'], ['help', 'bogus'], ['check', '--config']];
+    for (const argv of usage) {
+      const r = await cli(...argv);
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(r.err, argv.join(' ')).toMatch(/^mta-policy: .* \(run mta-policy --help for usage\)\n$/);
+      expect(r.err.trimEnd().split('\n'), argv.join(' ')).toHaveLength(1);
+    }
+    expect((await cli('eval', '--config', example, '--stage', 'bogus', '--input', 'x.json')).err).toContain("argument 'bogus' is invalid");
+    // Nothing at all: the usage, and exit 2.
+    const none = await cli();
+    expect(none.code).toBe(2);
+    expect(none.err).toContain('Usage: mta-policy');
   });
 
   it('prints help with exit 0', async () => {

@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../engine/config/load.js';
 import { parseDecision } from '../engine/decision.js';
 import { Engine } from '../engine/engine.js';
+import { INPUT_LIMITS } from '../engine/input.js';
 import type { FactsFor, Stage } from '../engine/types.js';
 import { main } from '../cli/program.js';
 import { parseScenarios } from '../cli/scenarios/parse.js';
@@ -162,6 +163,27 @@ describe('§3b smaller ones', () => {
     expect(engine.decide('eom', { ...base, message_size: 20 }).error?.code).toBe('ENGINE_INPUT_INVALID');
     expect(engine.decide('eom', base as unknown as FactsFor<'eom'>).error?.message).toMatch(/needs message_size/);
     expect(engine.decide('mail', { ...INTERNET, mail_from: '<a@gmail.test>', mail_params: { size: '10', SIZE: '99999999999' } }).error?.message).toMatch(/given twice/);
+  });
+
+  it('the header-block bound holds whether or not header_size is given', () => {
+    const headers: [string, string][] = [['From', 'x@example.test']];
+    for (let i = 0; i < 40; i++) headers.push([`X-Big-${i}`, 'v'.repeat(60_000)]);
+    const facts = { local: '192.0.2.99:25', remote: '10.1.2.3', mail_from: '<x@example.test>', headers };
+    expect(engine.decide('headers', facts).error?.code).toBe('ENGINE_INPUT_INVALID');
+    expect(2_500_000).toBeGreaterThan(INPUT_LIMITS.headerBytes);
+    expect(engine.decide('headers', { ...facts, header_size: 2_500_000 }).error?.message).toMatch(/header block is larger than/);
+    // header_size may exceed the bound when the fields given stay within it.
+    expect(engine.decide('headers', { ...facts, headers: headers.slice(0, 2), header_size: 2_500_000 }).decision).toBe('continue');
+  });
+
+  it('a sender naming this server by literal is an inside sender, as RCPT treats it as local', () => {
+    const base = { local: '192.0.2.99:2525', remote: '198.51.100.7', mail_from: '<x@example.test>' };
+    expect(engine.decide('rcpt', { ...base, rcpt_to: '<ceo@[192.0.2.10]>' }).recipient.accepted_domain_type).toBe('local_literal');
+    expect(engine.decide('headers', { ...base, headers: { From: 'ceo@contoso.test' } }).reason).toBe('send_as_denied_anonymous');
+    expect(engine.decide('headers', { ...base, headers: { From: 'ceo@[192.0.2.10]' } }).reason).toBe('send_as_denied_anonymous');
+    expect(engine.decide('headers', { ...base, local: '192.0.2.10:2525', headers: { From: 'ceo@[192.0.2.10]' } }).reason).toBe('send_as_denied_anonymous');
+    // A foreign literal stays outside.
+    expect(engine.decide('headers', { ...base, headers: { From: 'ceo@[203.0.113.9]' } }).decision).toBe('continue');
   });
 
   it('usage errors exit 2', async () => {

@@ -128,6 +128,19 @@ const keyOf = (pair: YPair): string => pair.key;
 const toJs = (node: YNode): unknown => toPlain(node);
 const isNull = (n: YNode): boolean => isScalar(n) && n.value === null;
 
+const isCount = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** The type of one message key (session level or in a transaction); reports what is wrong. */
+function checkMessageKey(r: Reader, key: string, v: YNode, p: string): void {
+  const value = isScalar(v) ? v.value : undefined;
+  if (key === 'mail_from' && typeof value !== 'string') r.issue(v, p, 'mail_from must be a string like "<a@example.test>" ("<>" for the null sender)');
+  else if (key === 'rcpt_to' && !(isSeq(v) && v.items.every((x) => isScalar(x) && typeof x.value === 'string'))) r.issue(v, p, 'rcpt_to must be a list of addresses');
+  else if (key === 'mail_params' && !isMap(v)) r.issue(v, p, 'mail_params must be a mapping like { SIZE: 1000 }');
+  else if (key === 'headers' && !isMap(v) && !isSeq(v)) r.issue(v, p, 'headers must be a mapping or a list of [name, value] pairs');
+  else if ((key === 'header_size' || key === 'message_size') && !isCount(value)) r.issue(v, p, `${key} must be a byte count (a non-negative integer)`);
+  else if (key === 'rset' && typeof value !== 'boolean') r.issue(v, p, 'rset must be true or false');
+}
+
 /** Check a session mapping (defaults or a case) and return it as plain data. */
 function readSession(r: Reader, node: unknown, path: string): Json {
   const out: Json = {};
@@ -146,9 +159,11 @@ function readSession(r: Reader, node: unknown, path: string): Json {
       r.mapping(v, p, COUNTER_KEYS, 'counters');
     } else if (key === 'transactions') {
       if (!isSeq(v)) r.issue(v, p, 'transactions must be a list of {mail_from, rcpt_to, …}');
-      else v.items.forEach((t, i) => r.mapping(t, join(p, i), TX_KEYS, 'a transaction'));
-    } else if (key === 'rcpt_to' && !(isSeq(v) && v.items.every((x) => isScalar(x) && typeof x.value === 'string'))) {
-      r.issue(v, p, 'rcpt_to must be a list of addresses');
+      else v.items.forEach((t, i) => r.mapping(t, join(p, i), TX_KEYS, 'a transaction').forEach((tp) => checkMessageKey(r, keyOf(tp), tp.value, join(join(p, i), keyOf(tp)))));
+    } else if ((key === 'local' || key === 'remote' || key === 'helo') && !(isScalar(v) && typeof v.value === 'string')) {
+      r.issue(v, p, key === 'helo' ? 'helo must be a string (the EHLO argument; "" for none)' : `${key} must be a string like "192.0.2.10:25"`);
+    } else if ((MESSAGE_KEYS as readonly string[]).includes(key)) {
+      checkMessageKey(r, key, v, p);
     }
     out[key] = toJs(v);
   }
@@ -227,11 +242,12 @@ function readCase(r: Reader, node: unknown, index: number, defaults: Json): Scen
   if (typeof name !== 'string' || name === '') r.issue(nameNode ?? node, join(path, 'name'), 'every case needs a name');
   const s: Json = { ...defaults, ...(get('session') === undefined ? {} : readSession(r, get('session'), join(path, 'session'))) };
   for (const key of ['local', 'remote']) {
-    if (typeof s[key] !== 'string') r.issue(get('session') ?? node, join(path, `session.${key}`), `session.${key} is required (a string like "192.0.2.10:25")`);
+    // A value of the wrong type is reported where it is written.
+    if (s[key] === undefined) r.issue(get('session') ?? node, join(path, `session.${key}`), `session.${key} is required (a string like "192.0.2.10:25")`);
   }
   const txs = transactions(s);
   txs.forEach((t, i) => {
-    if (typeof t.mail_from !== 'string') r.issue(get('session'), join(path, `session.transactions[${i}].mail_from`), 'every transaction needs mail_from');
+    if (t.mail_from === undefined) r.issue(get('session'), join(path, `session.transactions[${i}].mail_from`), 'every transaction needs mail_from');
   });
   const auth = s['auth'] === undefined || s['auth'] === null ? [] : Array.isArray(s['auth']) ? (s['auth'] as AuthFacts[]) : [s['auth'] as AuthFacts];
   const expectNode = get('expect');
@@ -250,7 +266,8 @@ function readCase(r: Reader, node: unknown, index: number, defaults: Json): Scen
       else r.issue(pair.value, p, 'connector must be a connector name (or null for "no connector")');
     } else if (key === 'auth' && isSeq(pair.value)) {
       expect.auth = pair.value.items.map((x, i) => readExpectation(r, x, join(p, i)) ?? {});
-      if (pair.value.items.length !== auth.length) r.issue(pair.value, p, `${pair.value.items.length} expectations for ${auth.length} AUTH attempts`);
+      if (pair.value.items.length === 0) r.issue(pair.value, p, 'this expectation asserts nothing', 'give one expectation per AUTH attempt');
+      else if (pair.value.items.length !== auth.length) r.issue(pair.value, p, `${pair.value.items.length} expectations for ${auth.length} AUTH attempts`);
     } else if (key === 'transactions') {
       if (!isSeq(pair.value)) r.issue(pair.value, p, 'transactions must be a list, one entry per session transaction');
       else {
@@ -279,6 +296,15 @@ function readCase(r: Reader, node: unknown, index: number, defaults: Json): Scen
       expect.transactions = [tx];
     }
   }
+  // Each part refuses its own empty expectation; a case whose parts add up to nothing (say
+  // `transactions: []` for a session without one) is refused too.
+  const asserts =
+    expect.connector !== undefined ||
+    expect.connect !== undefined ||
+    expect.ehlo !== undefined ||
+    (Array.isArray(expect.auth) ? expect.auth.length > 0 : expect.auth !== undefined) ||
+    expect.transactions.some((t) => t.mail !== undefined || t.headers !== undefined || t.eom !== undefined || Object.keys(t.rcpt).length > 0);
+  if (r.issues.list.length === before && !asserts) r.issue(expectNode ?? node, ep, 'this case asserts nothing', 'expect at least one stage or the connector');
   if (r.issues.list.length > before) return undefined;
   return {
     name: name as string,
@@ -288,7 +314,7 @@ function readCase(r: Reader, node: unknown, index: number, defaults: Json): Scen
       local: s['local'] as string,
       remote: s['remote'] as string,
       ...(s['tls'] === undefined ? {} : { tls: s['tls'] as Facts['tls'] }),
-      ...(typeof s['helo'] === 'string' ? { helo: s['helo'] } : {}),
+      ...(s['helo'] === undefined ? {} : { helo: s['helo'] as string }),
       ...(s['counters'] === undefined ? {} : { counters: s['counters'] as Facts['counters'] }),
       auth,
       transactions: txs,

@@ -52,6 +52,8 @@ class SeededCounters implements Counters {
 }
 
 const ends = (d: Decision): boolean => d.decision !== 'continue';
+/** A transaction goes on after `continue`, and after `discard` (the client was told 2xx; the message is dropped). */
+const stops = (d: Decision): boolean => d.decision !== 'continue' && d.decision !== 'discard';
 
 /** Drive one session through the engine. */
 export async function runScenario(engine: Engine, s: ScenarioSession): Promise<ScenarioRun> {
@@ -85,7 +87,7 @@ export async function runScenario(engine: Engine, s: ScenarioSession): Promise<S
       transactions.push(tx);
       tx.mail = await session.mail(t.mail_from, t.mail_params);
       if (tx.mail.decision === 'disconnect') return result();
-      if (ends(tx.mail)) continue;
+      if (stops(tx.mail)) continue;
       for (const to of t.rcpt_to) {
         const d = (tx.rcpt[to] = await session.rcpt(to));
         if (d.decision === 'disconnect') return result();
@@ -96,7 +98,7 @@ export async function runScenario(engine: Engine, s: ScenarioSession): Promise<S
       }
       tx.headers = await session.headers(t.headers ?? {}, t.header_size);
       if (tx.headers.decision === 'disconnect') return result();
-      if (ends(tx.headers)) continue;
+      if (stops(tx.headers)) continue;
       // A scenario without message_size describes a message with an empty body.
       const size = t.message_size ?? (t.header_size ?? headerBytes(t.headers ?? {}));
       tx.eom = await session.eom(size);

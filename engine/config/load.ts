@@ -16,6 +16,7 @@ import { ConfigError } from '../errors.js';
 import { At, BAD, type Decoder, type Deferred } from './decode.js';
 import { Issues } from './issues.js';
 import { checkConflicts } from './conflicts.js';
+import { checkOpenRelayAcross } from './rights.js';
 import { connectors } from './connectors.js';
 import { REQUIRED_SECTIONS, ROOT } from './schema.js';
 import { ACCEPTED_DOMAINS, identitiesSection, principalLookups, serverSection } from './sections.js';
@@ -55,7 +56,10 @@ export function parseConfig(text: string, file: string): Config {
     listenDefault: root.milter === undefined && root.postfix_policy === undefined,
   };
   const conns = decode(connectors(env), root.connectors) ?? BAD;
-  if (conns !== BAD) checkConflicts(issues, conns);
+  if (conns !== BAD) {
+    checkConflicts(issues, conns);
+    checkOpenRelayAcross(issues, conns);
+  }
   if (issues.list.length > 0 || server === BAD || acceptedDomains === BAD || ids === BAD || conns === BAD || milter === BAD || postfixPolicy === BAD) {
     throw issues.error();
   }

@@ -9,7 +9,7 @@ import { code, didYouMean, type Issues, type Loc } from './issues.js';
 import { BAD, list, located, named, obj, optional, refine, required, type Decoder } from './decode.js';
 import { string } from './scalars.js';
 import { right } from './values.js';
-import { RIGHT, WELL_KNOWN_PRINCIPALS, type Ace, type AuthMechanism, type IpRange, type PermissionGroup, type Right } from './types.js';
+import { RIGHT, WELL_KNOWN_PRINCIPALS, type Ace, type AuthMechanism, type ConnectorConfig, type IpRange, type PermissionGroup, type Right } from './types.js';
 
 /** Who can be named in a principal: the configured users and groups (lower-cased keys). */
 export interface PrincipalLookups {
@@ -137,30 +137,97 @@ function holds(c: RelayInputs, principal: string, r: Right): boolean {
   return allowed && !c.aces.some((a) => a.principal === principal && a.deny.includes(r));
 }
 
+/** The credential-free principal that holds Accept-Any-Recipient on this connector, if any. */
+function relayingPrincipal(c: RelayInputs): string | undefined {
+  return credentialFree(c).find((p) => holds(c, p, RIGHT.acceptAnyRecipient));
+}
+
+/** How many public addresses of `family` the ranges leave out, or null when that is more than the slack. */
+function openTo(ranges: readonly IpRange[], family: IpFamily): bigint | null {
+  const own = ranges.filter((r) => r.family === family);
+  if (own.length === 0) return null;
+  const missing = uncoveredCount([...own, ...NOT_PUBLIC[family]], [allAddresses(family)]);
+  return missing > slack(family) ? null : missing;
+}
+
+const coverText = (missing: bigint, family: IpFamily): string =>
+  `${missing === 0n ? 'every' : `all but ${missing} of the`} public IPv${family} address${missing === 0n ? '' : 'es'}`;
+
+function grantText(who: string): string {
+  return who === 'externally_secured'
+    ? `ExternalAuthoritative treats every client as an externally secured server, which holds ${RIGHT.acceptAnyRecipient}`
+    : `principal ${code(who)} holds ${RIGHT.acceptAnyRecipient} without authentication`;
+}
+
+const RELAY_FIX = "limit remote_ip_ranges to the hosts that may relay (e.g. your LAN or the scanner's address)";
+
 /**
  * Refuses a connector that lets clients without credentials relay (Accept-Any-Recipient) from
  * all or nearly all of an address family's public space: an open relay. (Exchange lets you
  * build one; Microsoft's guidance is never to.)
  */
 export function checkOpenRelay(issues: Issues, at: Loc, c: RelayInputs): boolean {
-  const relay = RIGHT.acceptAnyRecipient;
-  const who = credentialFree(c).find((p) => holds(c, p, relay));
+  const who = relayingPrincipal(c);
   if (who === undefined) return true;
   for (const family of [4, 6] as const) {
-    const ranges = c.ranges.filter((r) => r.family === family);
-    const missing = uncoveredCount([...ranges, ...NOT_PUBLIC[family]], [allAddresses(family)]);
-    if (ranges.length === 0 || missing > slack(family)) continue;
-    const everyone = ranges.find((r) => r.first === 0n && r.last === allAddresses(family).last);
-    const what =
-      everyone !== undefined
-        ? `remote range ${code(everyone.text)} covers every address`
-        : `remote_ip_ranges cover ${missing === 0n ? 'every' : `all but ${missing} of the`} public IPv${family} address${missing === 0n ? '' : 'es'}`;
-    const grant =
-      who === 'externally_secured'
-        ? `ExternalAuthoritative treats every client as an externally secured server, which holds ${relay}`
-        : `principal ${code(who)} holds ${relay} without authentication`;
-    issues.add(at, `open relay: ${what} and ${grant}`, "limit remote_ip_ranges to the hosts that may relay (e.g. your LAN or the scanner's address)");
+    const missing = openTo(c.ranges, family);
+    if (missing === null) continue;
+    const everyone = c.ranges.find((r) => r.family === family && r.first === 0n && r.last === allAddresses(family).last);
+    const what = everyone !== undefined ? `remote range ${code(everyone.text)} covers every address` : `remote_ip_ranges cover ${coverText(missing, family)}`;
+    issues.add(at, `open relay: ${what} and ${grantText(who)}`, RELAY_FIX);
     return false;
   }
   return true;
+}
+
+/**
+ * The same across connectors. A client is matched among the connectors of the binding it
+ * reached — a specific local IP's and the wildcard's on that port — so relaying connectors
+ * there add up: two halves of the address space in two connectors are one open relay. The
+ * union is taken over every relaying connector a client of one local address can reach; a
+ * more specific connector that does not relay is not subtracted (a client it matches cannot
+ * relay there), so this can refuse a relay that is shadowed — split it differently, then.
+ * Run on connectors each of which passed `checkOpenRelay`.
+ */
+export function checkOpenRelayAcross(issues: Issues, connectors: readonly ConnectorConfig[]): void {
+  // "port/family" → local IP or '*' → the relaying connectors bound there.
+  const groups = new Map<string, Map<string, Set<ConnectorConfig>>>();
+  const who = new Map<ConnectorConfig, string>();
+  for (const c of connectors) {
+    const p = c.enabled ? relayingPrincipal({ ranges: c.remoteIpRanges, mechanisms: c.authMechanisms, groups: c.permissionGroups, aces: c.extendedRights, domainSecure: c.domainSecureEnabled }) : undefined;
+    if (p === undefined) continue;
+    who.set(c, p);
+    for (const b of c.bindings) {
+      const key = `${b.port}/${b.family}`;
+      let byIp = groups.get(key);
+      if (byIp === undefined) groups.set(key, (byIp = new Map()));
+      let set = byIp.get(b.ip ?? '*');
+      if (set === undefined) byIp.set(b.ip ?? '*', (set = new Set()));
+      set.add(c);
+    }
+  }
+  for (const [key, byIp] of groups) {
+    const family = Number(key.split('/')[1]) as IpFamily;
+    const wildcard = byIp.get('*') ?? new Set<ConnectorConfig>();
+    const reachable: [string, ConnectorConfig[]][] = [];
+    for (const [ip, set] of byIp) reachable.push([ip, ip === '*' ? [...set] : [...set, ...wildcard]]);
+    // The wildcard alone first: when it is open, the specific addresses add nothing to say.
+    reachable.sort(([a], [b]) => (a === '*' ? -1 : b === '*' ? 1 : 0));
+    let wildcardOpen = false;
+    for (const [ip, list] of reachable) {
+      if (list.length < 2 || (ip !== '*' && wildcardOpen)) continue;
+      const missing = openTo(list.flatMap((c) => c.remoteIpRanges), family);
+      if (missing === null) continue;
+      if (ip === '*') wildcardOpen = true;
+      const last = list[list.length - 1] as ConnectorConfig;
+      const names = list.map((c) => code(c.name)).join(', ');
+      const port = key.split('/')[0] ?? '';
+      const where = ip === '*' ? `port ${port}` : `${family === 6 ? `[${ip}]` : ip}:${port}`;
+      issues.addAt(
+        last.source,
+        `open relay: connectors ${names} together let clients on ${where} relay from ${coverText(missing, family)} (${grantText(who.get(last) ?? 'anonymous')})`,
+        RELAY_FIX,
+      );
+    }
+  }
 }

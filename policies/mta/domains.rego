@@ -44,5 +44,9 @@ accepted_recipient(address) if domain_type(address)
 
 accepted_recipient(address) if local_literal(address)
 
-# "Inside" senders (Exchange CheckInternal): authoritative and internal-relay domains.
+# "Inside" senders (Exchange CheckInternal): authoritative and internal-relay domains, and a
+# literal naming this server, which RCPT accepts as local mail (accepted_recipient): a sender
+# that claims a local mailbox needs the same right whichever way it writes the domain.
 internal_sender(address) if domain_type(address) in {"authoritative", "internal_relay"}
+
+internal_sender(address) if local_literal(address)

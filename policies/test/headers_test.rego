@@ -23,6 +23,11 @@ test_hardened_anonymous_inside_header_from_denied if {
 	headers(anon_strict("<someone@gmail.test>", ["<alice@contoso.test>"])).reason == "send_as_denied_anonymous"
 }
 
+test_hardened_anonymous_local_literal_sender_denied if {
+	# A literal naming this server is local mail at RCPT, so it is an inside sender too.
+	headers(anon_strict("<someone@gmail.test>", ["<user@[192.0.2.10]>"])).reason == "send_as_denied_anonymous"
+}
+
 test_hardened_anonymous_outside_sender_ok if headers(anon_strict("<someone@gmail.test>", ["<someone@gmail.test>"])).decision == "continue"
 
 test_internal_relay_domain_counts_as_inside if headers(anon_strict("<user@sub.contoso.test>", [])).reason == "send_as_denied_anonymous"

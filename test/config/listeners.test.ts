@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseListen, parseNextHop, parseAuthSocket } from '../../engine/config/endpoints.js';
+import { Engine } from '../../engine/engine.js';
+import { listenerSpecs } from '../../engine/listeners.js';
 import { FILE, failure, issueAt, lineOf, ok } from './helpers.js';
 
 const base = (extra: string, connectors = '  - { name: C, usage: client }\n'): string => `server: { fqdn: mx.test }\n${extra}connectors:\n${connectors}`;
@@ -52,6 +54,18 @@ describe('connector listen and implicit_tls', () => {
     expect(issueAt(mixed, 'connectors[0].bindings').message).toContain('mix port 465');
     const said = base('', '  - { name: M, usage: client, bindings: ["0.0.0.0:465", "0.0.0.0:587"], implicit_tls: false }\n');
     expect(ok(said).connectors[0]?.implicitTls).toBe(false);
+  });
+});
+
+describe('engine.listeners (what an adapter opens)', () => {
+  it('says which listener is implicit TLS and which mta-policy serves itself', async () => {
+    const served = ok(base('', '  - { name: Submission, usage: client }\n  - { name: Smtps, usage: client, bindings: ["0.0.0.0:465"] }\n'));
+    expect(listenerSpecs(served).map((l) => [l.binding, l.implicitTls, l.listen])).toEqual([['0.0.0.0:587', false, true], ['[::]:587', false, true], ['0.0.0.0:465', true, true]]);
+    const fronted = ok(base('milter: { listen: "inet:8891@127.0.0.1" }\n', '  - { name: Inbound, usage: internet, bindings: ["0.0.0.0:25"] }\n'));
+    expect(listenerSpecs(fronted).map((l) => [l.port, l.listen])).toEqual([[25, false]]);
+    // The engine exports the same.
+    const engine = await Engine.create({ config: served });
+    expect(engine.listeners.find((l) => l.port === 465)).toMatchObject({ implicitTls: true, listen: true, starttls: true });
   });
 });
 

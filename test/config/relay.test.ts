@@ -65,3 +65,27 @@ describe('open relay: the union of the ranges, and what credential-free clients 
     ok(conf(['0.0.0.0/1'], EXT_AUTH));
   });
 });
+
+describe('open relay across connectors: selection is per binding, so relaying connectors add up', () => {
+  const relay = (name: string, binding: string, range: string): string =>
+    `  - name: ${name}\n    usage: custom\n    bindings: ["${binding}"]\n    remote_ip_ranges: ["${range}"]\n${ANON_RELAY}`;
+  const config = (...connectors: string[]): string => `server: { fqdn: mx.test }\nconnectors:\n${connectors.join('')}`;
+
+  it('refuses two anonymous relay connectors on one binding that together cover all of IPv4', () => {
+    expect(relayIssue(config(relay('Relay A', '0.0.0.0:25', '0.0.0.0/1'), relay('Relay B', '0.0.0.0:25', '128.0.0.0/1')))).toBe(
+      'open relay: connectors `Relay A`, `Relay B` together let clients on port 25 relay from every public IPv4 address (principal `anonymous` holds ms-Exch-SMTP-Accept-Any-Recipient without authentication)',
+    );
+    expect(relayIssue(config(relay('A', '[::]:25', '::/1'), relay('B', '[::]:25', '8000::/1')))).toContain('every public IPv6 address');
+  });
+
+  it('refuses the same split over a specific-IP binding and the wildcard on its port', () => {
+    expect(relayIssue(config(relay('Relay A', '192.0.2.10:25', '0.0.0.0/1'), relay('Relay B', '0.0.0.0:25', '128.0.0.0/1')))).toContain('clients on 192.0.2.10:25');
+  });
+
+  it('connectors on different ports, or on two specific addresses, are different bindings', () => {
+    ok(config(relay('Relay A', '0.0.0.0:25', '0.0.0.0/1'), relay('Relay B', '0.0.0.0:2525', '128.0.0.0/1')));
+    ok(config(relay('Relay A', '192.0.2.10:25', '0.0.0.0/1'), relay('Relay B', '192.0.2.11:25', '128.0.0.0/1')));
+    // A connector whose anonymous clients cannot relay does not add to the union.
+    ok(config(relay('Relay A', '0.0.0.0:25', '0.0.0.0/1'), `  - { name: Inbound, usage: custom, bindings: ["0.0.0.0:25"], remote_ip_ranges: ["128.0.0.0/1"], permission_groups: [AnonymousUsers] }\n`));
+  });
+});

@@ -99,12 +99,14 @@ if (!isMainThread) {
 }
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { count: { type: 'string' }, rounds: { type: 'string' }, 'no-pino': { type: 'boolean' }, split: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { count: { type: 'string' }, rounds: { type: 'string' }, 'no-pino': { type: 'boolean' }, split: { type: 'boolean' }, 'log-dest': { type: 'string' } } });
   const mode = positionals[0];
   if (mode !== 'policy' && mode !== 'milter' && mode !== 'session') throw new Error('usage: adapter-cpu policy|milter|session [--count N] [--rounds R] [--no-pino]');
   const count = Number(values.count ?? (mode === 'milter' ? 500 : 5_000));
   const rounds = Number(values.rounds ?? 5);
-  const dest = pino.destination({ dest: '/dev/null', sync: false, minLength: 8_192 });
+  // --log-dest: async8k (default, as milter-process.ts), async (minLength 0) or sync.
+  const kind = values['log-dest'] ?? 'async8k';
+  const dest = pino.destination({ dest: '/dev/null', sync: kind === 'sync', ...(kind === 'async8k' ? { minLength: 8_192 } : {}) });
   const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined, child: () => silent };
   const logger = values['no-pino'] === true ? silent : pino({ level: 'info' }, dest);
   const engine = await Engine.create({ config: northwindOnLoopback({ smtp: [PORT], submission: [2587] }), logger });
@@ -192,7 +194,7 @@ async function main(): Promise<void> {
     if (values.split === true) rows.push(`| of which in engine.session() and Session calls (wall) | | ${median(split).toFixed(1)} | ${Math.min(...split).toFixed(1)} |`);
     rows.push(`| do-nothing handler | ${count} × ${rounds} | ${median(per[1] ?? []).toFixed(1)} | ${Math.min(...(per[1] ?? [])).toFixed(1)} |`);
   }
-  console.log(`${mode}: CPU of the adapter's thread (logger: ${values['no-pino'] === true ? 'none' : 'pino info → /dev/null'}; node ${process.version}; ${cpus().length} CPUs, load ${loadavg().map((x) => x.toFixed(2)).join(' ')})\n`);
+  console.log(`${mode}: CPU of the adapter's thread (logger: ${values['no-pino'] === true ? 'none' : `pino info → /dev/null (${kind})`}; node ${process.version}; ${cpus().length} CPUs, load ${loadavg().map((x) => x.toFixed(2)).join(' ')})\n`);
   console.log(`| what | count | median µs per ${mode === 'policy' ? 'request' : 'conversation'} | min |\n|---|---|---|---|`);
   console.log(rows.join('\n'));
   dest.flushSync();

@@ -4,7 +4,8 @@
  * `engine.session()` per connection, the session document, counters, the decision log line —
  * which `bench:engine` does not exercise.
  *
- *   node dist/test/bench/adapter-cpu.js policy|milter [--count N] [--rounds R] [--no-pino]
+ *   node dist/test/bench/adapter-cpu.js policy|milter|session [--count N] [--rounds R] [--no-pino]
+ *        [--log-dest async8k|async|sync] [--split]
  *
  * - policy: `answerRequest` in process (no sockets) on the captured RCPT requests of
  *   test/postfix-policy/fixtures, cycled (each drives connect → helo → mail → rcpt on a fresh
@@ -14,10 +15,15 @@
  *   one milter connection per SMTP conversation as Postfix opens them (negotiate, CONNECT,
  *   HELO, MAIL, RCPT, five headers, EOH, body, EOM — accepted — QUIT), against the same
  *   server with a do-nothing handler; rounds interleaved. CPU µs of the server thread per
- *   conversation (the client's CPU is in its own thread and not counted).
+ *   conversation (the client's CPU is in its own thread and not counted). --split adds the wall
+ *   time spent inside engine.session() and the Session's methods.
+ * - session: the same conversation on a bare engine Session, no adapter, no sockets (what the
+ *   engine costs with hot caches: inside the milter the same calls cost several times as much,
+ *   their caches cold after every socket round trip).
  *
- * Decisions are logged with pino at info to /dev/null (asynchronous, 8 KiB writes, as
- * milter-process.ts logs them) unless --no-pino. Bounded by N × R. Run it under
+ * Decisions are logged with pino at info to /dev/null (--log-dest: async8k, the default, is
+ * asynchronous in 8 KiB writes as milter-process.ts logs them) unless --no-pino. Bounded by
+ * N × R. Run it under
  * `node --cpu-prof` to see where the time goes.
  */
 import { once } from 'node:events';

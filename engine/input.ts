@@ -287,9 +287,26 @@ export class SessionInput {
 
   static fromFacts(facts: ConnectFacts & { readonly auth?: AuthFacts | null }): SessionInput {
     if (!isRecord(facts)) throw bad('facts must be an object');
-    return new SessionInput(parseConnection(facts.local, facts.remote), tlsInput(facts.tls), authInput(facts.auth));
+    return SessionInput.of(parseConnection(facts.local, facts.remote), tlsInput(facts.tls), authInput(facts.auth));
+  }
+
+  /**
+   * As the constructor; the input of a cleartext, unauthenticated session is kept per (memoised)
+   * connection, since every new session starts that way and serialising it costs microseconds.
+   */
+  static of(connection: ConnectionInput, tls: TlsInput | null, auth: AuthInput | null): SessionInput {
+    if (tls !== null || auth !== null) return new SessionInput(connection, tls, auth);
+    let input = plainInputs.get(connection);
+    if (input === undefined) {
+      input = new SessionInput(connection, null, null);
+      plainInputs.set(connection, input);
+    }
+    return input;
   }
 }
+
+/** The cleartext, unauthenticated SessionInput of each connection (see SessionInput.of). */
+const plainInputs = new WeakMap<ConnectionInput, SessionInput>();
 
 // --- the stage part ----------------------------------------------------------------------------
 
@@ -391,6 +408,8 @@ export interface MessageSummary {
   /** Lower-case names of the fields present. */
   readonly names: ReadonlySet<string>;
   readonly headerSize: number;
+  /** The JSON before and after the size value (see {@link withMessageSize}). */
+  readonly around: readonly [string, string];
 }
 
 /**
@@ -447,10 +466,23 @@ export function messageSummary(headersFact: HeaderFacts | undefined, headerSizeF
   } else if (messageSizeFact !== undefined && messageSizeFact !== null) {
     size = count(messageSizeFact, 'message_size');
   }
-  const json =
-    `"message":{"from":[${from.join(',')}],"header_names":${JSON.stringify([...names].sort())},` +
-    `"received_count":${received},"header_size":${headerSize},"size":${size}${invalid ? ',"invalid":true' : ''}}`;
-  return { json, names, headerSize };
+  const around = [
+    `"message":{"from":[${from.join(',')}],"header_names":${JSON.stringify([...names].sort())},"received_count":${received},"header_size":${headerSize},"size":`,
+    `${invalid ? ',"invalid":true' : ''}}`,
+  ] as const;
+  return { json: `${around[0]}${size}${around[1]}`, names, headerSize, around };
+}
+
+/**
+ * The summary of the same header block for the end of message, with its size: what
+ * `messageSummary(headers, header_size, messageSizeFact, true)` gives for the headers this
+ * summary was made of, without parsing them again.
+ */
+export function withMessageSize(summary: MessageSummary, messageSizeFact: unknown): MessageSummary {
+  if (messageSizeFact === undefined || messageSizeFact === null) throw bad('the eom stage needs message_size');
+  const size = count(messageSizeFact, 'message_size');
+  if (size < summary.headerSize) throw bad(`message_size ${size} is smaller than the header block (${summary.headerSize} bytes)`);
+  return { ...summary, json: `${summary.around[0]}${size}${summary.around[1]}` };
 }
 
 /** What each stage reads beyond the session part. */

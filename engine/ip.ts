@@ -112,12 +112,28 @@ export function formatRange(r: ParsedRange): string {
   return r.first === r.last ? formatIp(r.family, r.first) : `${formatIp(r.family, r.first)}-${formatIp(r.family, r.last)}`;
 }
 
-/** Parses one IP address (surrounding white space ignored); null when it is not one. */
+/** Memo bound: a full memo is simply cleared (the values are immutable and cheap to recompute). */
+const IP_MEMO_LIMIT = 4096;
+/** Longer texts are not kept (the longest address text, `ffff:…:255.255.255.255`, has 45 characters). */
+const IP_MEMO_KEY_LENGTH = 64;
+const ipMemo = new Map<string, ParsedIp | null>();
+
+/**
+ * Parses one IP address (surrounding white space ignored); null when it is not one. Memoised on
+ * the text: one request parses the same endpoints several times (adapter, endpoint, family
+ * check), and each parse through ipaddr.js and bigints costs microseconds.
+ */
 export function parseIp(text: string): ParsedIp | null {
+  const hit = ipMemo.get(text);
+  if (hit !== undefined) return hit;
   const raw = parseRaw(text.trim());
-  if (raw === null) return null;
-  const ip = unmap(raw);
-  return { family: ip.family, value: ip.value, text: formatIp(ip.family, ip.value) };
+  const ip = raw === null ? null : unmap(raw);
+  const parsed = ip === null ? null : Object.freeze({ family: ip.family, value: ip.value, text: formatIp(ip.family, ip.value) });
+  if (text.length <= IP_MEMO_KEY_LENGTH) {
+    if (ipMemo.size >= IP_MEMO_LIMIT) ipMemo.clear();
+    ipMemo.set(text, parsed);
+  }
+  return parsed;
 }
 
 /** Canonical text of an IP address, or null when `text` is not one. */

@@ -3,7 +3,7 @@ import type { Counters } from './counters.js';
 import type { CachedSession, Snapshot } from './engine.js';
 import { EngineError } from './errors.js';
 import { rateKeys as rateKeysFor, SessionCounting } from './session-counters.js';
-import { authInput, mailJson, messageSummary, parseConnection, SessionInput, tlsInput, type ConnectionInput, type MessageSummary } from './input.js';
+import { authInput, mailJson, messageSummary, parseConnection, SessionInput, tlsInput, withMessageSize, type ConnectionInput, type MessageSummary } from './input.js';
 import type { AuthFacts, Decision, DecisionFor, Endpoint, Facts, HeaderFacts, MailFacts, Stage, TlsFacts } from './types.js';
 
 /**
@@ -297,7 +297,7 @@ export class Session {
         message_size: messageSize,
         ...(message.headerSize === undefined ? {} : { header_size: message.headerSize }),
       };
-      return this.evaluate('eom', facts, { mail: tx.mail });
+      return this.evaluate('eom', facts, { mail: tx.mail, message: withMessageSize(message.summary, messageSize) });
     }, (d) => {
       // A discarded message was never delivered: it does not count towards the message rate.
       if (d.decision === 'accept') this.counting.awaitDelivery(tx.rateKeys);
@@ -339,7 +339,7 @@ export class Session {
   private sessionInput(): SessionInput {
     if (this.input === null) {
       this.connection ??= parseConnection(this.init.local, this.init.remote);
-      this.input = new SessionInput(this.connection, tlsInput(this.tls), authInput(this.authFacts));
+      this.input = SessionInput.of(this.connection, tlsInput(this.tls), authInput(this.authFacts));
     }
     return this.input;
   }

@@ -45,11 +45,43 @@ function requiredBuiltins(policy: LoadedPolicy): string[] {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** JSON text as the SDK's pre-serialised input form (an ArrayBuffer of exactly the UTF-8 bytes). */
 function jsonBytes(text: string): ArrayBuffer {
   const bytes = encoder.encode(text);
   return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer;
+}
+
+type OpaEval = (reserved: number, entrypoint: number, dataAddr: number, inputAddr: number, inputLen: number, heapPtr: number, format: number) => number;
+
+/**
+ * `policy.evaluate(jsonBytes(text), entrypoint)` for ABI ≥ 1.2 modules, step for step as the
+ * SDK's fast path does it (src/opa.js `evaluate`: the input's UTF-8 bytes at `dataHeapPtr`,
+ * memory grown by whole pages to hold them, one `opa_eval`, the NUL-terminated result JSON
+ * parsed), but encoding straight into linear memory and reusing one decoder: the SDK allocates
+ * an encoder, a copy of the input and a decoder per call. Null when the module or entrypoint
+ * does not take this path (the caller then uses the SDK).
+ */
+function fastEvaluate(policy: LoadedPolicy): ((entrypoint: string, text: string) => unknown) | null {
+  const exports = (policy.wasmInstance as unknown as { exports: Record<string, unknown> }).exports;
+  const opaEval = exports['opa_eval'];
+  if (!(Number(policy.minorVersion) >= 2) || typeof opaEval !== 'function') return null;
+  const ids = policy.entrypoints as Record<string, number>;
+  return (entrypoint, text) => {
+    const id = Object.hasOwn(ids, entrypoint) ? ids[entrypoint] : undefined;
+    if (id === undefined) return policy.evaluate(jsonBytes(text), entrypoint);
+    const mem = policy.mem;
+    const at = policy.dataHeapPtr as number;
+    const length = Buffer.byteLength(text, 'utf8');
+    const delta = at + length - mem.buffer.byteLength;
+    if (delta > 0) mem.grow(Math.ceil(delta / 65536));
+    encoder.encodeInto(text, new Uint8Array(mem.buffer, at, length));
+    const result = (opaEval as OpaEval)(0, id, policy.dataAddr, at, length, at + length, 0);
+    const bytes = new Uint8Array(mem.buffer);
+    const end = bytes.indexOf(0, result);
+    return JSON.parse(decoder.decode(bytes.subarray(result, end < 0 ? bytes.length : end))) as unknown;
+  };
 }
 
 function wrap(policy: LoadedPolicy): WasmPolicy {
@@ -61,6 +93,7 @@ function wrap(policy: LoadedPolicy): WasmPolicy {
     );
   }
   const entrypoints = Object.keys(policy.entrypoints as Record<string, number>);
+  const fast = fastEvaluate(policy);
   return {
     entrypoints,
     setData(data: unknown): void {
@@ -72,7 +105,8 @@ function wrap(policy: LoadedPolicy): WasmPolicy {
     },
     evaluate(entrypoint: string, input: string | object): unknown {
       try {
-        return policy.evaluate(typeof input === 'string' ? jsonBytes(input) : input, entrypoint);
+        if (typeof input !== 'string') return policy.evaluate(input, entrypoint);
+        return fast === null ? policy.evaluate(jsonBytes(input), entrypoint) : fast(entrypoint, input);
       } catch (e) {
         throw new EngineError('ENGINE_EVAL_FAILED', `policy evaluation failed: ${describe(e)}`, { cause: e });
       }

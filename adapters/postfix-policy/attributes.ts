@@ -108,7 +108,9 @@ export function decodeXtext(text: string): string | null {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c !== 0x2b) {
-      for (const b of Buffer.from(text[i] ?? '', 'utf8')) bytes.push(b);
+      // ASCII is its own UTF-8 byte; anything else is encoded one UTF-16 unit at a time.
+      if (c < 0x80) bytes.push(c);
+      else for (const b of Buffer.from(text[i] ?? '', 'utf8')) bytes.push(b);
       continue;
     }
     const hex = text.slice(i + 1, i + 3);

@@ -1,10 +1,9 @@
-import { certificateDomain, normaliseDomain, parentDomains, parsePath, parseReversePath, type NormalisedAddress } from './address.js';
-import { EngineError } from './errors.js';
+import { certificateDomain, normaliseDomain, parentDomains } from './address.js';
 import { addressBits } from './data.js';
+import { INPUT_LIMITS, Memo, addressEntry, bad, count, str, type PolicyAddress } from './input-parts.js';
 import { canonicalIp, isParseFailure, parseHostPort, parseIp } from './ip.js';
-import { fieldKey, unfoldFieldValue } from './header-fields.js';
-import { MAILBOX_LIST_LIMITS, parseMailboxList } from './mailbox.js';
-import type { AuthFacts, ConnectFacts, CounterFacts, Facts, HeaderFacts, Stage, TlsFacts } from './types.js';
+import { messageSummary, type MessageSummary } from './message-input.js';
+import type { AuthFacts, ConnectFacts, CounterFacts, Facts, Stage, TlsFacts } from './types.js';
 import { asciiLower, asciiUpper, isRecord } from './util.js';
 
 /**
@@ -24,107 +23,8 @@ import { asciiLower, asciiUpper, isRecord } from './util.js';
  *     the stage's own facts.
  */
 
-/** Caps on what one decision reads; adapters bound their buffers with the same numbers. */
-export const INPUT_LIMITS = {
-  headerFields: 2000,
-  /** One header field's value (folded lines included). */
-  headerValueBytes: 65536,
-  /** The header fields given, as "Name: value\r\n" lines (header_size may say the block was larger). */
-  headerBytes: 1048576,
-  /** Mailboxes across From, Sender, Resent-From and Resent-Sender. */
-  fromAddresses: MAILBOX_LIST_LIMITS.mailboxes,
-  /** Resent-From / Resent-Sender fields (one per resent block, RFC 5322 §3.6.6). */
-  resentFields: 20,
-  certNames: 100,
-  stringLength: 4096,
-} as const;
-
-/**
- * An address as the policy reads it: booleans appear only when true, to keep the JSON that
- * crosses into WASM small.
- */
-export interface PolicyAddress {
-  domain: string;
-  key: string;
-  parents: readonly string[];
-  literal?: string;
-  null?: true;
-  invalid?: true;
-  non_ascii?: true;
-  routing?: Partial<Record<keyof NormalisedAddress['routing'], true>>;
-}
-
-function toPolicyAddress(a: NormalisedAddress): PolicyAddress {
-  const out: PolicyAddress = { domain: a.domain, key: a.key, parents: a.parents };
-  if (a.literal !== null) out.literal = a.literal;
-  if (a.null) out.null = true;
-  if (!a.valid) out.invalid = true;
-  if (!a.ascii) out.non_ascii = true;
-  const routing: PolicyAddress['routing'] = {};
-  for (const [flag, on] of Object.entries(a.routing)) if (on) routing[flag as keyof NormalisedAddress['routing']] = true;
-  if (Object.keys(routing).length > 0) out.routing = routing;
-  return out;
-}
-
-/** A bounded memo: a full cache is simply cleared. Keys are the raw strings as received. */
-class Memo<V> {
-  private readonly map = new Map<string, V>();
-  constructor(private readonly limit: number) {}
-  get(key: string, make: () => V): V {
-    let v = this.map.get(key);
-    if (v === undefined) {
-      if (this.map.size >= this.limit) this.map.clear();
-      v = make();
-      this.map.set(key, v);
-    }
-    return v;
-  }
-}
-
-function bad(message: string): EngineError {
-  return new EngineError('ENGINE_INPUT_INVALID', message);
-}
-
-function str(value: unknown, what: string): string {
-  if (typeof value !== 'string') throw bad(`${what} must be a string`);
-  if (value.length > INPUT_LIMITS.stringLength) throw bad(`${what} is longer than ${INPUT_LIMITS.stringLength} characters`);
-  return value;
-}
-
-function count(value: unknown, what: string): number {
-  if (value === undefined || value === null) return 0;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw bad(`${what} must be a non-negative integer`);
-  return value;
-}
-
-// --- addresses ---------------------------------------------------------------------------------
-
-/** A parsed address and its JSON text. */
-interface AddressEntry {
-  readonly address: PolicyAddress;
-  readonly json: string;
-}
-
-const addressMemo = new Memo<AddressEntry>(4096);
-const senderMemo = new Memo<AddressEntry>(4096);
-
-function addressEntry(raw: string, sender: boolean): AddressEntry {
-  return (sender ? senderMemo : addressMemo).get(raw, () => {
-    // A reverse-path names one mailbox: several `@` (which RCPT flags as routing) make it invalid.
-    const address = toPolicyAddress(sender ? parseReversePath(raw) : parsePath(raw));
-    return { address, json: JSON.stringify(address) };
-  });
-}
-
-/** An envelope recipient (or any path) as the policy reads it. */
-export function policyAddress(raw: string): PolicyAddress {
-  return addressEntry(raw, false).address;
-}
-
-/** A reverse-path (MAIL FROM): several `@` make it invalid rather than routed. */
-export function policySender(raw: string): PolicyAddress {
-  return addressEntry(raw, true).address;
-}
+export { INPUT_LIMITS, policyAddress, policySender, type PolicyAddress } from './input-parts.js';
+export { messageSummary, withMessageSize, type MessageSummary } from './message-input.js';
 
 // --- the session part: endpoints, TLS, AUTH ----------------------------------------------------
 
@@ -368,121 +268,6 @@ export function mailJson(mailFrom: unknown, params: unknown): string {
   const size = sizeParam(p.get('SIZE'));
   const utf8 = keywordParam(p.get('SMTPUTF8'), 'SMTPUTF8');
   return `"mail":{"address":${address}${size === undefined ? '' : `,"size":${size}`}${utf8 ? ',"smtputf8":true' : ''}}`;
-}
-
-function headerList(headers: HeaderFacts | undefined | null): [string, string][] {
-  if (headers === undefined || headers === null) return [];
-  if (!Array.isArray(headers) && !isRecord(headers)) throw bad('headers must be an object or a list of [name, value] pairs');
-  const out: [string, string][] = [];
-  const push = (name: unknown, value: unknown): void => {
-    if (out.length >= INPUT_LIMITS.headerFields) throw bad(`more than ${INPUT_LIMITS.headerFields} header fields`);
-    if (typeof value !== 'string') throw bad(`header ${String(name).slice(0, 64)} must have a string value`);
-    if (Buffer.byteLength(value) > INPUT_LIMITS.headerValueBytes) throw bad(`header ${String(name).slice(0, 64)} is longer than ${INPUT_LIMITS.headerValueBytes} bytes`);
-    out.push([str(name, 'header name'), value]);
-  };
-  if (Array.isArray(headers)) {
-    for (const pair of headers as readonly unknown[]) {
-      if (!Array.isArray(pair) || pair.length !== 2) throw bad('headers must be [name, value] pairs');
-      push(pair[0], pair[1]);
-    }
-  } else {
-    for (const [name, value] of Object.entries(headers)) {
-      if (Array.isArray(value)) for (const v of value as readonly unknown[]) push(name, v);
-      else push(name, value);
-    }
-  }
-  return out;
-}
-
-/** The sender header fields RFC 5322 §3.6.2 / §3.6.6 defines: every mailbox in them is checked. */
-const SENDER_FIELDS: Readonly<Record<string, 'list' | 'single'>> = {
-  from: 'list',
-  sender: 'single',
-  'resent-from': 'list',
-  'resent-sender': 'single',
-};
-
-export interface MessageSummary {
-  /** `"message":…` */
-  readonly json: string;
-  /** Lower-case names of the fields present. */
-  readonly names: ReadonlySet<string>;
-  readonly headerSize: number;
-  /** The JSON before and after the size value (see {@link withMessageSize}). */
-  readonly around: readonly [string, string];
-}
-
-/**
- * The header block as the policy reads it. A field name that is not RFC 5322 ftext, or a
- * sender field that is not a clean mailbox list, marks the message `invalid` (refused by the
- * policy, `header_invalid`): such a field is never canonicalised or half-read.
- */
-export function messageSummary(headersFact: HeaderFacts | undefined, headerSizeFact: unknown, messageSizeFact: unknown, needSize: boolean): MessageSummary {
-  const headers = headerList(headersFact);
-  const names = new Set<string>();
-  let received = 0;
-  let headerBytes = 2; // the empty line ending the header block
-  let invalid = false;
-  const from: string[] = [];
-  const seen: Record<string, number> = {};
-  for (const [name, value] of headers) {
-    headerBytes += Buffer.byteLength(name) + Buffer.byteLength(value) + 4; // "Name: value\r\n"
-    const lower = fieldKey(name);
-    if (lower === null) {
-      invalid = true;
-      continue;
-    }
-    names.add(lower);
-    if (lower === 'received') received++;
-    const kind = SENDER_FIELDS[lower];
-    if (kind === undefined) continue;
-    const n = (seen[lower] = (seen[lower] ?? 0) + 1);
-    // RFC 5322 §3.6: one From and at most one Sender; Resent-* once per resent block.
-    if ((kind === 'single' || lower === 'from') && n > 1 && !lower.startsWith('resent-')) invalid = true;
-    if (lower.startsWith('resent-') && n > INPUT_LIMITS.resentFields) throw bad(`more than ${INPUT_LIMITS.resentFields} ${name} fields`);
-    const unfolded = unfoldFieldValue(value);
-    const list = unfolded === null ? null : parseMailboxList(unfolded, { single: kind === 'single' });
-    if (list === null || !list.ok) {
-      invalid = true;
-      continue;
-    }
-    for (const m of list.addresses) {
-      if (from.length >= INPUT_LIMITS.fromAddresses) throw bad(`more than ${INPUT_LIMITS.fromAddresses} sender mailboxes`);
-      from.push(addressEntry(`<${m}>`, true).json);
-    }
-  }
-  // The bound is on what the policy reads, so it holds whether or not header_size is given.
-  if (headerBytes > INPUT_LIMITS.headerBytes) throw bad(`the header block is larger than ${INPUT_LIMITS.headerBytes} bytes`);
-  let headerSize = headerBytes;
-  if (headerSizeFact !== undefined && headerSizeFact !== null) {
-    headerSize = count(headerSizeFact, 'header_size');
-    if (headerSize < headerBytes) throw bad(`header_size ${headerSize} is smaller than the ${headerBytes} bytes of the headers given`);
-  }
-  let size = 0;
-  if (needSize) {
-    if (messageSizeFact === undefined || messageSizeFact === null) throw bad('the eom stage needs message_size');
-    size = count(messageSizeFact, 'message_size');
-    if (size < headerSize) throw bad(`message_size ${size} is smaller than the header block (${headerSize} bytes)`);
-  } else if (messageSizeFact !== undefined && messageSizeFact !== null) {
-    size = count(messageSizeFact, 'message_size');
-  }
-  const around = [
-    `"message":{"from":[${from.join(',')}],"header_names":${JSON.stringify([...names].sort())},"received_count":${received},"header_size":${headerSize},"size":`,
-    `${invalid ? ',"invalid":true' : ''}}`,
-  ] as const;
-  return { json: `${around[0]}${size}${around[1]}`, names, headerSize, around };
-}
-
-/**
- * The summary of the same header block for the end of message, with its size: what
- * `messageSummary(headers, header_size, messageSizeFact, true)` gives for the headers this
- * summary was made of, without parsing them again.
- */
-export function withMessageSize(summary: MessageSummary, messageSizeFact: unknown): MessageSummary {
-  if (messageSizeFact === undefined || messageSizeFact === null) throw bad('the eom stage needs message_size');
-  const size = count(messageSizeFact, 'message_size');
-  if (size < summary.headerSize) throw bad(`message_size ${size} is smaller than the header block (${summary.headerSize} bytes)`);
-  return { ...summary, json: `${summary.around[0]}${size}${summary.around[1]}` };
 }
 
 /** What each stage reads beyond the session part. */

@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks';
-import type { Counters } from './counters.js';
 import type { CachedSession, Snapshot } from './engine.js';
 import { EngineError } from './errors.js';
 import { rateKeys as rateKeysFor, SessionCounting } from './session-counters.js';
 import { authInput, mailJson, messageSummary, parseConnection, SessionInput, tlsInput, withMessageSize, type ConnectionInput, type MessageSummary } from './input.js';
-import type { AuthFacts, Decision, DecisionFor, Endpoint, Facts, HeaderFacts, MailFacts, Stage, TlsFacts } from './types.js';
+import type { SessionEnv, SessionInit, SessionOptions } from './session-types.js';
+import type { AuthFacts, Decision, DecisionFor, Facts, HeaderFacts, MailFacts, Stage, TlsFacts } from './types.js';
 
 /**
  * One SMTP connection as the engine sees it: a pure object (no sockets) that builds the facts
@@ -38,33 +38,7 @@ import type { AuthFacts, Decision, DecisionFor, Endpoint, Facts, HeaderFacts, Ma
  *   engine failure all answer a tempfail decision with `error` set — never an accept.
  */
 
-export interface SessionInit {
-  /** The local endpoint the client connected to (`ip:port`): it selects the connector. */
-  readonly local: Endpoint;
-  /** The client (`ip`, `ip:port`, or an object). */
-  readonly remote: string | { readonly ip: string; readonly port?: number };
-  /** TLS from the first byte (implicit TLS, or an MTA that reports TLS at connect). */
-  readonly tls?: TlsFacts | null;
-}
-
-export interface SessionOptions {
-  /** Fields added to every decision log line (e.g. `{ conn: id, adapter: 'milter' }`). */
-  readonly logBindings?: object;
-  /** Counters for this session instead of the engine's (scenario runs use their own). */
-  readonly counters?: Counters;
-  /** Failed logons already counted for this client before the session (e.g. from a shared store). */
-  readonly logonFailures?: number;
-}
-
-/** What the engine lends a session. */
-export interface SessionEnv {
-  nextId(): string;
-  log(d: Decision, t0: number, bindings: object): void;
-  /** A failure that has no decision to carry it (a counter store failing after the fact). */
-  fault(what: string, e: unknown, bindings: object): void;
-  readonly counters: Counters;
-  readonly timed: boolean;
-}
+export type { SessionEnv, SessionInit, SessionOptions } from './session-types.js';
 
 interface Transaction {
   readonly mailFrom: string;

@@ -25,40 +25,11 @@ import { MilterProtocolError, MilterUsageError } from './errors.js';
 import { CLEARED_BY, MESSAGE_STAGES, MacroStore, type Macros } from './macros.js';
 import { negotiate, optnegReply, type MilterEvent, type MilterNeeds, type Negotiated } from './negotiate.js';
 import type { MilterReply } from './replies.js';
-import type { Awaitable, ConnectInfo, EomResult, HandlerFactory, MilterAction, MilterHandler, MilterLogger } from './types.js';
+import { settleWithin } from '../shared/deadline.js';
+import { DEFAULT_HANDLER_TIMEOUT_MS, DEFAULT_MAX_MACRO_BYTES, type Awaitable, type ConnectInfo, type EomResult, type MilterAction, type MilterHandler, type MilterLogger, type SessionOptions, type SessionStep } from './types.js';
 import { actionReplies, modificationReplies, type VerdictStage } from './verdicts.js';
 
-/** Default deadline for one handler call: below Sendmail's default 10 s read timeout (`T=R:10s`). */
-export const DEFAULT_HANDLER_TIMEOUT_MS = 8000;
-/** Default bound on the characters of all macros held for one connection. */
-export const DEFAULT_MAX_MACRO_BYTES = 64 * 1024;
-
-/** Options of {@link MilterSession}. */
-export interface SessionOptions {
-  /** Creates the handler of each SMTP connection (lazily, at its first event). */
-  readonly createHandler: HandlerFactory;
-  /** What to negotiate; a function receives the MTA's offer. Default: every event, no actions. */
-  readonly needs?: MilterNeeds | ((offer: OptNeg) => MilterNeeds);
-  readonly logger: MilterLogger;
-  /** The codec's frame limit, so that Sendmail's SMFIP_MDS_* sizes are echoed only when they fit. */
-  readonly maxFrameLength?: number;
-  /** Deadline for one handler call in ms. Default {@link DEFAULT_HANDLER_TIMEOUT_MS}. */
-  readonly handlerTimeoutMs?: number;
-  /** Default {@link DEFAULT_MAX_MACRO_BYTES}. */
-  readonly maxMacroBytes?: number;
-  /** Number of this milter connection, for handlers' log lines (the server counts them). Default 0. */
-  readonly connectionId?: number;
-}
-
-/** The session's answer to one command. */
-export interface SessionStep {
-  /** Replies to write, in order (possibly none). */
-  readonly replies: readonly MilterReply[];
-  /** Close the connection after writing `replies` (QUIT, or `error`). */
-  readonly close: boolean;
-  /** Why the connection must close, when the MTA broke the protocol. */
-  readonly error?: MilterProtocolError;
-}
+export { DEFAULT_HANDLER_TIMEOUT_MS, DEFAULT_MAX_MACRO_BYTES, type SessionOptions, type SessionStep } from './types.js';
 
 type Message = { readonly state: 'idle' } | { readonly state: 'open'; readonly rank: number } | { readonly state: 'decided'; readonly replies: readonly MilterReply[] };
 
@@ -368,19 +339,13 @@ export class MilterSession {
   }
 
   private async invoke<T>(what: string, fn: () => Awaitable<T>): Promise<Invoked<T>> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new MilterUsageError('MILTER_HANDLER_FAILED', `handler ${what} did not settle within ${this.timeoutMs} ms`)), this.timeoutMs);
-    });
-    const work = Promise.resolve().then(fn);
-    work.catch(() => undefined); // a late rejection after the deadline must not go unhandled
     try {
-      return { ok: true, value: await Promise.race([work, deadline]) };
+      const r = await settleWithin(Promise.resolve().then(fn), this.timeoutMs);
+      if (r.late) return { ok: false, error: new MilterUsageError('MILTER_HANDLER_FAILED', `handler ${what} did not settle within ${this.timeoutMs} ms`) };
+      return { ok: true, value: r.value };
     } catch (e) {
       if (e instanceof MilterUsageError && e.code === 'MILTER_HANDLER_FAILED') return { ok: false, error: e };
       return { ok: false, error: new MilterUsageError('MILTER_HANDLER_FAILED', `handler ${what} failed`, { cause: e }) };
-    } finally {
-      clearTimeout(timer);
     }
   }
 

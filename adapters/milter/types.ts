@@ -4,9 +4,11 @@
  * handler never sees bytes; the session never sees policy.
  */
 import type { AdapterLogger } from '../shared/logger.js';
-import type { AddressFamily } from './commands.js';
+import type { AddressFamily, OptNeg } from './commands.js';
+import type { MilterProtocolError } from './errors.js';
 import type { Macros } from './macros.js';
-import type { Negotiated } from './negotiate.js';
+import type { MilterNeeds, Negotiated } from './negotiate.js';
+import type { MilterReply } from './replies.js';
 import type { ReplyText } from './reply-text.js';
 
 /** Pino-compatible logger (adapters/shared/logger.ts). */
@@ -136,4 +138,36 @@ export type HandlerFactory = (ctx: HandlerContext) => MilterHandler;
  */
 export function disconnect(enhanced = '4.7.0', text: string | readonly string[] = 'Service not available, closing transmission channel'): MilterAction {
   return { kind: 'tempfail', reply: { code: 421, enhanced, text } };
+}
+
+/** Default deadline for one handler call: below Sendmail's default 10 s read timeout (`T=R:10s`). */
+export const DEFAULT_HANDLER_TIMEOUT_MS = 8000;
+/** Default bound on the characters of all macros held for one connection. */
+export const DEFAULT_MAX_MACRO_BYTES = 64 * 1024;
+
+/** Options of {@link MilterSession}. */
+export interface SessionOptions {
+  /** Creates the handler of each SMTP connection (lazily, at its first event). */
+  readonly createHandler: HandlerFactory;
+  /** What to negotiate; a function receives the MTA's offer. Default: every event, no actions. */
+  readonly needs?: MilterNeeds | ((offer: OptNeg) => MilterNeeds);
+  readonly logger: MilterLogger;
+  /** The codec's frame limit, so that Sendmail's SMFIP_MDS_* sizes are echoed only when they fit. */
+  readonly maxFrameLength?: number;
+  /** Deadline for one handler call in ms. Default {@link DEFAULT_HANDLER_TIMEOUT_MS}. */
+  readonly handlerTimeoutMs?: number;
+  /** Default {@link DEFAULT_MAX_MACRO_BYTES}. */
+  readonly maxMacroBytes?: number;
+  /** Number of this milter connection, for handlers' log lines (the server counts them). Default 0. */
+  readonly connectionId?: number;
+}
+
+/** The session's answer to one command. */
+export interface SessionStep {
+  /** Replies to write, in order (possibly none). */
+  readonly replies: readonly MilterReply[];
+  /** Close the connection after writing `replies` (QUIT, or `error`). */
+  readonly close: boolean;
+  /** Why the connection must close, when the MTA broke the protocol. */
+  readonly error?: MilterProtocolError;
 }

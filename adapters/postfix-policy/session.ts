@@ -29,10 +29,11 @@ import type { Counters } from '../../engine/counters.js';
 import type { Config } from '../../engine/config/types.js';
 import type { Session, SessionInit, SessionOptions } from '../../engine/session.js';
 import type { Decision } from '../../engine/types.js';
-import { actionFor, failureAction, type PolicyAction } from './actions.js';
 import { requestFacts, type RequestFacts } from './attributes.js';
 import type { PolicyRequest } from './codec.js';
 import { PolicyRequestError } from './errors.js';
+import { settleWithin } from '../shared/deadline.js';
+import { actionFor, failureAction, type PolicyAction } from './actions.js';
 
 /**
  * How long one decision may take before the request is answered with a 4xx. Postfix itself
@@ -104,25 +105,16 @@ export async function answerRequest(engine: PolicyEngine, req: PolicyRequest, op
   });
   const facts = requestFacts(req);
   if (facts instanceof PolicyRequestError) return fail(facts);
-  let timer: NodeJS.Timeout | undefined;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_DECISION_TIMEOUT_MS;
   try {
     const s = engine.session(
       { local: facts.local, remote: facts.remote, tls: facts.tls },
       { logBindings: { ...options.logBindings, state: facts.state, ...(facts.queueId === '' ? {} : { queue_id: facts.queueId }), ...(facts.instance === '' ? {} : { instance: facts.instance }) }, counters: new RequestCounters(engine.counters) },
     );
-    const decided = drive(s, facts).finally(() => s.close());
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), options.timeoutMs ?? DEFAULT_DECISION_TIMEOUT_MS);
-    });
-    const d = await Promise.race([decided, late]);
-    if (d === 'late') {
-      decided.catch(() => undefined);
-      return fail(new PolicyRequestError('POLICY_DECISION_TIMEOUT', `no decision within ${options.timeoutMs ?? DEFAULT_DECISION_TIMEOUT_MS} ms`), facts.state);
-    }
-    return { ...actionFor(d, facts.state), decision: d, state: facts.state };
+    const d = await settleWithin(drive(s, facts).finally(() => s.close()), timeoutMs);
+    if (d.late) return fail(new PolicyRequestError('POLICY_DECISION_TIMEOUT', `no decision within ${timeoutMs} ms`), facts.state);
+    return { ...actionFor(d.value, facts.state), decision: d.value, state: facts.state };
   } catch (e) {
     return fail(e, facts.state);
-  } finally {
-    clearTimeout(timer);
   }
 }

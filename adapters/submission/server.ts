@@ -23,58 +23,16 @@ import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 's
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { ConnectorConfig } from '../../engine/config/types.js';
 import type { Engine } from '../../engine/engine.js';
-import type { AdapterLogger } from '../shared/logger.js';
-import { MtaPolicyError } from '../../engine/errors.js';
 import type { ListenerSpec } from '../../engine/listeners.js';
 import type { ClientCertFacts, SmtpReply, TlsFacts } from '../../engine/types.js';
 import { CredentialStore } from './credentials.js';
 import { ensureMaildir } from './maildir.js';
-import { createRelay, type ProxyOptions } from './relay.js';
+import { createRelay } from './relay.js';
 import { LOCAL, replyText, withEnhancedCode, type Outcome } from './replies.js';
 import { SubmissionSession, type ListenerContext } from './session.js';
+import { DEFAULTS, SubmissionError, type SubmissionAddress, type SubmissionListener, type SubmissionOptions } from './options.js';
 
-/** Options of {@link startSubmission}; every one has a default. */
-export interface SubmissionOptions {
-  /** Credential back ends; default: `CredentialStore.open(engine.config)` (closed by `close`). */
-  readonly credentials?: CredentialStore;
-  /** Listener events (start, errors); decisions are logged by the engine. Nothing secret is logged. */
-  readonly logger?: AdapterLogger;
-  /** Idle time allowed while the client owes a command or data. Default 300 s (RFC 5321 §4.5.3.2.7). */
-  readonly idleTimeoutMs?: number;
-  /** Whole-connection limit. Default 600 s (Exchange ConnectionTimeout for client connectors). */
-  readonly sessionTimeoutMs?: number;
-  /** Concurrent connections per binding before `421`. Default 1000. */
-  readonly maxConnections?: number;
-  /** Tarpit before answering a failed logon. Default 5 s (Exchange TarpitInterval). */
-  readonly authFailureDelayMs?: number;
-  /** Next-hop client options for smtp:// and lmtp:// hops (timeouts, STARTTLS, smarthost AUTH). */
-  readonly nextHop?: ProxyOptions;
-}
-
-/** One bound listener. */
-export interface SubmissionAddress {
-  readonly connector: string;
-  /** The configured binding (`ip:port`). */
-  readonly binding: string;
-  readonly host: string;
-  readonly port: number;
-  readonly implicitTls: boolean;
-}
-
-/** The running listener. */
-export interface SubmissionListener {
-  readonly addresses: readonly SubmissionAddress[];
-  /**
-   * Graceful shutdown: stop accepting, let transactions in flight finish for up to `deadlineMs`
-   * (default 30 s), then answer `421 4.3.2` to every connection left and close it.
-   */
-  close(deadlineMs?: number): Promise<void>;
-}
-
-/** The listener could not start (no certificate for implicit TLS, no next hop, a bind error). */
-export class SubmissionError extends MtaPolicyError {}
-
-const DEFAULTS = { idleTimeoutMs: 300_000, sessionTimeoutMs: 600_000, maxConnections: 1000, authFailureDelayMs: 5_000 } as const;
+export { SubmissionError, type SubmissionAddress, type SubmissionListener, type SubmissionOptions } from './options.js';
 
 /** The connections of all listeners, keyed by smtp-server's session object (stable per connection). */
 const CONNECTIONS = new WeakMap<object, PolicyConnection>();

@@ -8,14 +8,13 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findOpa } from '../engine/build.js';
 import { Engine } from '../engine/engine.js';
 import { main } from '../cli/program.js';
 import { parseScenarios } from '../cli/scenarios/parse.js';
 import { checkScenario } from '../cli/scenarios/run.js';
 import { captureIo, fixtureConfig } from './helpers/engine.js';
+import { describeWithOpa, opa } from './helpers/opa.js';
 
-const opa = findOpa();
 
 /** 198.51.100.96/28 as leading address bits. */
 const NET_BITS = [198, 51, 100, 96].map((n) => n.toString(2).padStart(8, '0')).join('').slice(0, 28);
@@ -68,7 +67,7 @@ afterAll(async () => {
   if (work !== undefined) await rm(work, { recursive: true, force: true });
 });
 
-describe.skipIf(opa === null)('extension denies read the same input in cached and inline mode', () => {
+describeWithOpa('extension denies read the same input in cached and inline mode', () => {
   const alice = { local: '192.0.2.99:587', remote: '198.18.0.1', tls: {}, auth: { mechanism: 'PLAIN', user: 'alice' }, mail_from: '<alice@contoso.test>' };
 
   it('a deny on input.auth at MAIL fires in both modes', () => {
@@ -102,7 +101,7 @@ describe.skipIf(opa === null)('extension denies read the same input in cached an
   });
 });
 
-describe.skipIf(opa === null)('Engine.reload', () => {
+describeWithOpa('Engine.reload', () => {
   it('keeps the custom bundle when only the configuration is reloaded', async () => {
     const engine = await Engine.create({ config: fixtureConfig(), bundle });
     const facts = { local: '192.0.2.99:25', remote: '198.51.100.7', mail_from: '<>', rcpt_to: '<ceo@contoso.test>' };
@@ -116,7 +115,7 @@ describe.skipIf(opa === null)('Engine.reload', () => {
   });
 });
 
-describe.skipIf(opa === null)('discard through a Session', () => {
+describeWithOpa('discard through a Session', () => {
   async function open(): Promise<ReturnType<Engine['session']>> {
     const s = cached.session({ local: '192.0.2.99:25', remote: '198.51.100.7' });
     expect((await s.connect()).decision).toBe('continue');

@@ -11,7 +11,6 @@ import { promisify } from 'node:util';
 import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENTRYPOINTS, readBundle, shippedPolicyDir } from '../engine/bundle.js';
-import { findOpa } from '../engine/build.js';
 import { compileData } from '../engine/data.js';
 import { Engine, stageSessionJson } from '../engine/engine.js';
 import { buildInput, SessionInput, stageInputJson, type PolicyInput } from '../engine/input.js';
@@ -21,19 +20,12 @@ import { loadWasmPolicy } from '../engine/wasm.js';
 import { main } from '../cli/program.js';
 import { captureIo, fixtureConfig, fixturePath } from './helpers/engine.js';
 import { goldenCases } from './helpers/golden.js';
+import { describeWithOpa, opa } from './helpers/opa.js';
 
 const run = promisify(execFile);
-const opa = findOpa();
-const SKIP_REASON = 'opa is not installed here (scripts/test.sh installs the pinned opa; CI sets MTA_POLICY_REQUIRE_OPA=1)';
-
-it('has opa where the environment requires it', () => {
-  if (process.env['MTA_POLICY_REQUIRE_OPA'] === '1') expect(opa, SKIP_REASON).not.toBeNull();
-  else if (opa === null) console.warn(`opa-backed tests skipped: ${SKIP_REASON}`);
-});
-
 // --- golden agreement: OPA's Go evaluator vs the WASM engine ------------------------------------
 
-describe.skipIf(opa === null)('golden agreement: opa eval (Go) and policy.wasm give identical decisions', () => {
+describeWithOpa('golden agreement: opa eval (Go) and policy.wasm give identical decisions', () => {
   let work: string;
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'mta-golden-'));
@@ -97,7 +89,7 @@ function sortKeys(v: unknown): unknown {
 
 // --- building bundles with extra Rego (mta-policy build --policy DIR) ---------------------------
 
-describe.skipIf(opa === null)('mta-policy build', () => {
+describeWithOpa('mta-policy build', () => {
   let work: string;
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'mta-build-'));

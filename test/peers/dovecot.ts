@@ -9,8 +9,9 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BIN } from './bins.js';
 import {
-  freePort, makeRunDir, PeerError, removeRunDir, retryPortRace, runCommand, runOk, spawnTracked, tail, waitFor, waitForListeners, type TrackedProcess,
+  freePort, groupMembers, makeRunDir, PeerError, removeRunDir, retryPortRace, runCommand, runOk, sleep, spawnTracked, tail, waitFor, waitForListeners, type TrackedProcess,
 } from './proc.js';
+import type { TlsFiles } from './tls.js';
 
 /** One passdb/userdb entry. Give `password` (hashed here with `doveadm pw -s <scheme>`) or a ready `hash`. */
 export interface DovecotUser {
@@ -34,7 +35,11 @@ export interface DovecotOptions {
   readonly authInet?: boolean;
   /** Run the LMTP service (unix socket + 127.0.0.1 port). Default true. */
   readonly lmtp?: boolean;
-  /** Appended to dovecot.conf verbatim (e.g. `auth_failure_delay = 0`). */
+  /** `auth_failure_delay`, e.g. `0` or `3s`. Default: Dovecot's (2 s before each failure answer). */
+  readonly authFailureDelay?: string;
+  /** `ssl = yes` with this certificate (LMTP then offers STARTTLS). Default `ssl = no`. */
+  readonly ssl?: TlsFiles;
+  /** Appended to dovecot.conf verbatim (e.g. `auth_cache_size = 10M`). */
   readonly extraConf?: string;
 }
 
@@ -43,6 +48,7 @@ export interface DovecotInstance {
   readonly dir: string;
   readonly configFile: string;
   readonly logFile: string;
+  /** The master's pid (changes with {@link DovecotInstance.restart}). */
   readonly pid: number;
   /** The auth-client socket (Postfix `smtpd_sasl_path`, or a direct client). */
   readonly authSocket: string;
@@ -55,6 +61,13 @@ export interface DovecotInstance {
   messages(user: string): Promise<string[]>;
   waitForMessages(user: string, count?: number, timeoutMs?: number): Promise<string[]>;
   readLog(): string;
+  /** Pids of the master's children whose command is `comm` (e.g. `auth`), to signal them in a test. */
+  childPids(comm: string): number[];
+  /** Stops the master and every child but keeps the run directory, for {@link DovecotInstance.restart}. */
+  halt(): Promise<void>;
+  /** Starts a halted instance again with the same configuration, sockets and ports. */
+  restart(): Promise<void>;
+  /** Stops everything and removes the run directory. */
   stop(): Promise<void>;
 }
 
@@ -62,8 +75,9 @@ export interface DovecotInstance {
 const MAIL_UID = 65534;
 
 /** Hashes `password` with Dovecot's own tool, so the scheme is exactly what Dovecot verifies. */
-export async function dovecotHash(password: string, scheme = 'SHA512-CRYPT'): Promise<string> {
-  const r = await runCommand(BIN.doveadm, ['-O', 'pw', '-s', scheme, '-p', password], { timeoutMs: 20_000 });
+export async function dovecotHash(password: string, scheme = 'SHA512-CRYPT', args: readonly string[] = []): Promise<string> {
+  // `args` are more `doveadm pw` options, e.g. `['-r', '12']` (rounds / cost).
+  const r = await runCommand(BIN.doveadm, ['-O', 'pw', '-s', scheme, '-p', password, ...args], { timeoutMs: 20_000 });
   // The error names the scheme, never the password (it is on doveadm's command line only).
   if (r.code !== 0) throw new PeerError('PEER_COMMAND', `doveadm pw -s ${scheme} failed: ${r.stderr.trim().slice(0, 500)}`);
   return r.stdout.trim();
@@ -80,10 +94,10 @@ log_path = ${dir}/dovecot.log
 info_log_path = ${dir}/dovecot.log
 protocols = ${lmtp ? 'lmtp' : ''}
 listen = 127.0.0.1
-ssl = no
+${o.ssl === undefined ? 'ssl = no' : `ssl = yes\nssl_cert = <${o.ssl.cert}\nssl_key = <${o.ssl.key}`}
 disable_plaintext_auth = no
 auth_mechanisms = ${(o.mechanisms ?? ['plain', 'login']).join(' ')}
-first_valid_uid = ${MAIL_UID}
+${o.authFailureDelay === undefined ? '' : `auth_failure_delay = ${o.authFailureDelay}\n`}first_valid_uid = ${MAIL_UID}
 postmaster_address = postmaster@dovecot.test
 hostname = lmtp.dovecot.test
 mail_location = maildir:~/Maildir
@@ -128,23 +142,59 @@ async function startOnce(opts: DovecotOptions): Promise<DovecotInstance> {
   }
   const { configFile, authPort, lmtpPort } = prepared;
   const lmtp = opts.lmtp ?? true;
-  const logFile = join(dir, 'dovecot.log');
-  const proc = spawnTracked(BIN.dovecot, ['-F', '-c', configFile], { runDir: dir, what: 'dovecot' });
-  const authSocket = join(dir, 'auth-client');
-  const lmtpSocket = lmtp ? join(dir, 'lmtp') : undefined;
-  const out = join(dir, 'dovecot.out');
+  const layout: Layout = {
+    dir, configFile, logFile: join(dir, 'dovecot.log'), authSocket: join(dir, 'auth-client'), authPort,
+    lmtpSocket: lmtp ? join(dir, 'lmtp') : undefined, lmtpPort,
+  };
+  let proc: TrackedProcess;
   try {
-    const ports = [authPort, lmtpPort].filter((p): p is number => p !== undefined);
-    await waitForListeners(proc, ports, { timeoutMs: 20_000, what: 'Dovecot', log: () => `${tail(out)}\n${tail(logFile)}` });
-    await waitFor(() => existsSync(authSocket) && (lmtpSocket === undefined || existsSync(lmtpSocket)), {
-      timeoutMs: 20_000, what: 'Dovecot unix listeners', detail: () => tail(logFile),
-    });
+    proc = await launch(layout);
   } catch (err) {
-    await proc.stop('SIGTERM', 2_000);
     removeRunDir(dir);
     throw err;
   }
-  return instance(dir, configFile, logFile, proc, authSocket, authPort, lmtpSocket, lmtpPort);
+  return instance(layout, proc);
+}
+
+/** Where one instance's files and listeners are. */
+interface Layout {
+  readonly dir: string;
+  readonly configFile: string;
+  readonly logFile: string;
+  readonly authSocket: string;
+  readonly authPort: number | undefined;
+  readonly lmtpSocket: string | undefined;
+  readonly lmtpPort: number | undefined;
+}
+
+/** Runs `dovecot -F` on a prepared run directory and waits until every listener is up. */
+async function launch(l: Layout): Promise<TrackedProcess> {
+  const proc = spawnTracked(BIN.dovecot, ['-F', '-c', l.configFile], { runDir: l.dir, what: 'dovecot' });
+  const out = join(l.dir, 'dovecot.out');
+  try {
+    const ports = [l.authPort, l.lmtpPort].filter((p): p is number => p !== undefined);
+    await waitForListeners(proc, ports, { timeoutMs: 20_000, what: 'Dovecot', log: () => `${tail(out)}\n${tail(l.logFile)}` });
+    await waitFor(() => existsSync(l.authSocket) && (l.lmtpSocket === undefined || existsSync(l.lmtpSocket)), {
+      timeoutMs: 20_000, what: 'Dovecot unix listeners', detail: () => tail(l.logFile),
+    });
+  } catch (err) {
+    await proc.stop('SIGTERM', 2_000);
+    throw err;
+  }
+  return proc;
+}
+
+/** Members of `master`'s process group whose parent is `master` and whose command is `comm`. */
+function childrenOf(master: number, comm: string): number[] {
+  return groupMembers(master).filter((pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      return ppid === master && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm;
+    } catch {
+      return false; // exited meanwhile
+    }
+  });
 }
 
 /** Directories, the passwd-file (hashing passwords), ports and dovecot.conf of a new instance. */
@@ -182,14 +232,36 @@ async function inbox(maildir: string): Promise<string[]> {
   return Promise.all(files.map((f) => readFile(f, 'utf8')));
 }
 
-function instance(
-  dir: string, configFile: string, logFile: string, proc: TrackedProcess, authSocket: string,
-  authPort: number | undefined, lmtpSocket: string | undefined, lmtpPort: number | undefined,
-): DovecotInstance {
+function instance(l: Layout, first: TrackedProcess): DovecotInstance {
+  const { dir, configFile, logFile, authSocket, authPort, lmtpSocket, lmtpPort } = l;
   const maildir = (user: string): string => join(dir, 'home', user, 'Maildir');
+  let proc: TrackedProcess | undefined = first;
+  let pid = first.pid;
   let stopped = false;
+  // The master exits without waiting for its children; they notice and close their connections
+  // on their own. Give them a second to do so (clients then see an orderly close), then stop the
+  // whole group: an auth process may keep serving its connected clients after the master is gone.
+  const halt = async (): Promise<void> => {
+    const p = proc;
+    if (p === undefined) return;
+    proc = undefined;
+    try {
+      process.kill(p.pid, 'SIGTERM');
+    } catch {
+      // exited meanwhile
+    }
+    await Promise.race([p.exited, sleep(10_000)]);
+    await waitFor(() => groupMembers(p.pid).length === 0, { timeoutMs: 1_000, what: 'Dovecot children to exit' }).catch(() => undefined);
+    await p.stop('SIGTERM', 0);
+    // Let this process's own clients (a test's auth client) read the FIN/RST before halt() resolves,
+    // so "halted" means their connections are seen closed, not merely dead on the Dovecot side.
+    await sleep(100);
+  };
   return {
-    dir, configFile, logFile, pid: proc.pid, authSocket, authPort, lmtpSocket, lmtpPort,
+    dir, configFile, logFile, authSocket, authPort, lmtpSocket, lmtpPort,
+    get pid() {
+      return pid;
+    },
     maildir,
     messages: (user) => inbox(maildir(user)),
     waitForMessages: (user, count = 1, timeoutMs = 10_000) =>
@@ -198,10 +270,18 @@ function instance(
         return m.length >= count ? m : null;
       }, { timeoutMs, what: `${count} message(s) in ${user}'s Maildir`, detail: () => tail(logFile) }),
     readLog: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
+    childPids: (comm) => (proc === undefined ? [] : childrenOf(proc.pid, comm)),
+    halt,
+    async restart() {
+      if (stopped) throw new PeerError('PEER_USAGE', 'Dovecot was stopped; start a new instance');
+      if (proc !== undefined) throw new PeerError('PEER_USAGE', 'Dovecot is running; halt() it first');
+      proc = await launch(l);
+      pid = proc.pid;
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
-      await proc.stop('SIGTERM', 10_000);
+      await halt();
       removeRunDir(dir);
     },
   };

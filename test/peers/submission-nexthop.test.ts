@@ -8,8 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { message, RawClient, startListener, USERS, type Fixture } from '../submission/listener-fixture.js';
-import { startSmtpSink, type SmtpSink } from '../submission/peers.js';
-import { PeerStack, startPostfix } from './harness.js';
+import { PeerStack, smtpSink, startPostfix, type SmtpSink } from './harness.js';
 import { describePeers } from './skip.js';
 
 const peers = new PeerStack();
@@ -25,12 +24,13 @@ async function listenerTo(hop: string, extra: Parameters<typeof startListener>[0
 }
 
 async function sink(args: readonly string[] = [], port?: number): Promise<SmtpSink> {
-  const s = await startSmtpSink(args, port === undefined ? {} : { port });
-  peers.add({ stop: () => s.dispose() });
-  return s;
+  return peers.add(await smtpSink({ args, ...(port === undefined ? {} : { port }) }));
 }
 
-const dumps = (dir: string): string[] => readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8'));
+const dumps = (dir: string | undefined): string[] => {
+  if (dir === undefined) throw new Error('smtp-sink was started without capture');
+  return readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8'));
+};
 
 /** An authenticated client connection on the listener's client connector. */
 async function submitter(fx: Fixture): Promise<RawClient> {

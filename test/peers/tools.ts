@@ -3,6 +3,7 @@
  * inject faults), `smtp-source` (plaintext load) and `swaks` (one scripted session, TLS and AUTH).
  * Options follow the tools' own man pages; `args` passes anything not modelled here.
  */
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,6 +21,8 @@ export interface SmtpSinkOptions {
   readonly lmtp?: boolean;
   /** Listen on this unix socket path instead of a TCP port. */
   readonly unixPath?: string;
+  /** Listen on this 127.0.0.1 port (e.g. a restarted next hop on its old port); no retry if it is taken. Default: a free one. */
+  readonly port?: number;
   /** Listen backlog. Default 256. */
   readonly backlog?: number;
   /** More smtp-sink options, e.g. `['-r', 'rcpt']` (soft-reject RCPT), `['-Q', '.']`, `['-w', '2']`. */
@@ -45,7 +48,11 @@ export interface SmtpSink {
   /** The TCP port (0 when listening on `unixPath`). */
   readonly port: number;
   readonly pid: number;
+  /** The smtp-sink process itself, to kill it mid-transaction. */
+  readonly child: ChildProcess;
   readonly dir: string;
+  /** Where each captured transaction is dumped (smtp-sink(1) `-d`), or undefined with `capture: false`. */
+  readonly dumpDir: string | undefined;
   /** Complete captured transactions so far, oldest first (files smtp-sink still has open are skipped). */
   messages(): Promise<SinkMessage[]>;
   waitForMessages(count: number, timeoutMs?: number): Promise<SinkMessage[]>;
@@ -81,14 +88,14 @@ export function parseSinkDump(file: string, text: string): SinkMessage {
 }
 
 /** Starts smtp-sink on a free loopback port (or `unixPath`); retries when the port was taken meanwhile. */
-export const smtpSink = (opts: SmtpSinkOptions = {}): Promise<SmtpSink> => retryPortRace(() => startSink(opts));
+export const smtpSink = (opts: SmtpSinkOptions = {}): Promise<SmtpSink> => (opts.port === undefined ? retryPortRace(() => startSink(opts)) : startSink(opts));
 
 async function startSink(opts: SmtpSinkOptions): Promise<SmtpSink> {
   const dir = await makeRunDir('smtp-sink');
   const capture = opts.capture ?? true;
   const dumpDir = join(dir, 'dump');
   if (capture) await runOk('install', ['-d', '-o', SINK_USER, dumpDir], { timeoutMs: 5_000 });
-  const port = opts.unixPath === undefined ? await freePort() : 0;
+  const port = opts.unixPath === undefined ? (opts.port ?? (await freePort())) : 0;
   const listen = opts.unixPath === undefined ? `127.0.0.1:${port}` : `unix:${opts.unixPath}`;
   const args = [
     '-u', SINK_USER, '-h', 'sink.test',
@@ -136,7 +143,7 @@ function sinkInstance(dir: string, dumpDir: string | null, port: number, proc: T
   };
   let stopped = false;
   return {
-    host: '127.0.0.1', port, pid: proc.pid, dir,
+    host: '127.0.0.1', port, pid: proc.pid, child: proc.child, dir, dumpDir: dumpDir ?? undefined,
     messages,
     waitForMessages: (count, timeoutMs = 10_000) =>
       waitFor(async () => {

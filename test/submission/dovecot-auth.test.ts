@@ -1,13 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DovecotAuthClient, parseDovecotAuthAddress, type DovecotAuthRequest } from '../../adapters/submission/dovecot-auth.js';
-import { doveadmPw, startDovecot, startSmtpSink, type Dovecot } from './peers.js';
+import { dovecotHash, smtpSink, startDovecot, type DovecotInstance, type DovecotUser } from '../peers/harness.js';
 
-const users = [
+const users: DovecotUser[] = [
   { name: 'alice@example.test', password: 'alice pw' },
-  { name: 'bob@example.test', hash: doveadmPw('BLF-CRYPT', 'bob pw') },
-  { name: 'carol@example.test', hash: doveadmPw('ARGON2ID', 'carol pw') },
-  { name: 'dave@example.test', password: 'dave pw', extra: 'nologin=y reason=Account_disabled' },
+  { name: 'bob@example.test', hash: await dovecotHash('bob pw', 'BLF-CRYPT') },
+  { name: 'carol@example.test', hash: await dovecotHash('carol pw', 'ARGON2ID') },
+  { name: 'dave@example.test', password: 'dave pw', extraFields: 'nologin=y reason=Account_disabled' },
 ];
+/** Dovecot delays every failure by 2 s by default; the tests ask for a delay where they need one. */
+const start = (extra: { mechanisms?: string[]; authFailureDelay?: string } = {}): Promise<DovecotInstance> =>
+  startDovecot({ users, authInet: true, authFailureDelay: '0', ...extra });
+const inetPort = (d: DovecotInstance): number => {
+  if (d.authPort === undefined) throw new Error('Dovecot was started without its inet auth listener');
+  return d.authPort;
+};
 let ipSeq = 0;
 /** Each failing request from its own client IP, so Dovecot's per-IP penalty never slows the suite. */
 const req = (username: string, password: string, extra: Partial<DovecotAuthRequest> = {}): DovecotAuthRequest => ({
@@ -22,12 +29,12 @@ const req = (username: string, password: string, extra: Partial<DovecotAuthReque
   ...extra,
 });
 
-let dovecot: Dovecot;
+let dovecot: DovecotInstance;
 beforeAll(async () => {
-  dovecot = await startDovecot(users);
+  dovecot = await start();
 });
 afterAll(async () => {
-  await dovecot?.dispose();
+  await dovecot?.stop();
 });
 
 describe('parseDovecotAuthAddress', () => {
@@ -47,7 +54,7 @@ describe.each(['unix', 'inet'] as const)('against a real Dovecot over %s', (kind
   let client: DovecotAuthClient;
   beforeAll(() => {
     client = new DovecotAuthClient({
-      address: kind === 'unix' ? { kind, path: dovecot.authSocket } : { kind, host: '127.0.0.1', port: dovecot.authPort },
+      address: kind === 'unix' ? { kind, path: dovecot.authSocket } : { kind, host: '127.0.0.1', port: inetPort(dovecot) },
     });
   });
   afterAll(() => client.close());
@@ -90,7 +97,7 @@ describe.each(['unix', 'inet'] as const)('against a real Dovecot over %s', (kind
 
 describe('LOGIN-only Dovecot', () => {
   it('uses LOGIN when PLAIN is not offered', async () => {
-    const d = await startDovecot(users, { mechanisms: 'login' });
+    const d = await start({ mechanisms: ['login'] });
     const client = new DovecotAuthClient({ address: { kind: 'unix', path: d.authSocket } });
     try {
       expect(await client.authenticate(req('alice@example.test', 'alice pw'))).toEqual({ result: 'success', user: 'alice@example.test' });
@@ -98,15 +105,15 @@ describe('LOGIN-only Dovecot', () => {
       expect(await client.authenticate(req('alice@example.test', 'nope'))).toMatchObject({ result: 'failure' });
     } finally {
       client.close();
-      await d.dispose();
+      await d.stop();
     }
   });
 });
 
 describe('Dovecot down, hung or restarted', () => {
   it('killed mid-request → tempfail; down → tempfail; restarted → logs in again on a new connection', async () => {
-    const d = await startDovecot(users, { failureDelay: '3s' });
-    const client = new DovecotAuthClient({ address: { kind: 'inet', host: '127.0.0.1', port: d.authPort } });
+    const d = await start({ authFailureDelay: '3s' });
+    const client = new DovecotAuthClient({ address: { kind: 'inet', host: '127.0.0.1', port: inetPort(d) } });
     try {
       expect(await client.authenticate(req('alice@example.test', 'alice pw'))).toMatchObject({ result: 'success' });
       // A wrong password is held for auth_failure_delay: kill the auth process while it is in flight.
@@ -119,13 +126,13 @@ describe('Dovecot down, hung or restarted', () => {
       expect(await inFlight).toEqual({ result: 'tempfail', reason: 'connection to Dovecot auth lost' });
       // The master starts a new auth process; the client reconnects on its own.
       expect(await client.authenticate(req('alice@example.test', 'alice pw'))).toMatchObject({ result: 'success' });
-      await d.stop();
+      await d.halt();
       expect(await client.authenticate(req('alice@example.test', 'alice pw'))).toMatchObject({ result: 'tempfail', reason: expect.stringMatching(/ECONNREFUSED/) });
-      await d.start();
+      await d.restart();
       expect(await client.authenticate(req('alice@example.test', 'alice pw'))).toEqual({ result: 'success', user: 'alice@example.test' });
     } finally {
       client.close();
-      await d.dispose();
+      await d.stop();
     }
   });
 
@@ -148,13 +155,13 @@ describe('Dovecot down, hung or restarted', () => {
   });
 
   it('a peer that never completes the handshake (smtp-sink) → tempfail', async () => {
-    const sink = await startSmtpSink();
+    const sink = await smtpSink();
     const client = new DovecotAuthClient({ address: { kind: 'inet', host: '127.0.0.1', port: sink.port }, handshakeTimeoutMs: 300 });
     try {
       expect(await client.authenticate(req('alice@example.test', 'alice pw'))).toMatchObject({ result: 'tempfail', reason: expect.stringMatching(/handshake timed out/) });
     } finally {
       client.close();
-      await sink.dispose();
+      await sink.stop();
     }
   });
 

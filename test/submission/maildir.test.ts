@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deliverToMaildir, MaildirError } from '../../adapters/submission/maildir.js';
-import { tempDir } from './peers.js';
+import { makeRunDir } from '../peers/harness.js';
 
-const root = tempDir('maildir');
+const root = await makeRunDir('maildir');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 let n = 0;
 const fresh = (): string => join(root, `md${++n}`);

@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NextHopClient, type NextHopClientOptions } from '../../adapters/submission/next-hop-client.js';
-import { freePort, selfSignedCert, startDovecot, startSmtpSink, tempDir, type Dovecot, type SmtpSink } from './peers.js';
+import { freePort, makeRunDir, makeSelfSignedCert, smtpSink, startDovecot, type DovecotInstance, type SmtpSink, type TlsFiles } from '../peers/harness.js';
 
 const MSG = 'From: a@example.test\r\nSubject: dots\r\nMessage-ID: <m1@example.test>\r\n\r\n.leading dot\r\n..two dots\r\n.\r\nlast line\r\n';
 const files = (d: string): string[] => {
@@ -14,7 +14,11 @@ const files = (d: string): string[] => {
     return [];
   }
 };
-const dumps = (sink: SmtpSink): string[] => files(sink.dumpDir).map((f) => readFileSync(join(sink.dumpDir, f), 'utf8'));
+const dumps = (sink: SmtpSink): string[] => {
+  const dir = sink.dumpDir;
+  if (dir === undefined) throw new Error('smtp-sink was started without capture');
+  return files(dir).map((f) => readFileSync(join(dir, f), 'utf8'));
+};
 const client = (port: number, extra: Partial<NextHopClientOptions> = {}): NextHopClient =>
   new NextHopClient({ hop: { kind: 'smtp', host: '127.0.0.1', port, implicitTls: false }, heloName: 'mtap.test', commandTimeoutMs: 3000, ...extra });
 
@@ -28,7 +32,7 @@ async function send(c: NextHopClient, rcpts: string[], msg: string | PassThrough
 
 describe('against smtp-sink', () => {
   it('relays MAIL with SIZE/BODY, each RCPT, and the dot-stuffed message; reuses the connection', async () => {
-    const sink = await startSmtpSink(['-n', '1']); // exits after one session: reuse is required
+    const sink = await smtpSink({ args: ['-n', '1'] }); // exits after one session: reuse is required
     const c = client(sink.port);
     try {
       const a = await send(c, ['one@example.test', 'two@example.test']);
@@ -47,7 +51,7 @@ describe('against smtp-sink', () => {
       expect(first).toContain('X-Rcpt-Args: <two@example.test> NOTIFY=SUCCESS,FAILURE');
       expect(first).toContain(MSG.replace(/\r\n/g, '\n'));
     } finally {
-      await sink.dispose();
+      await sink.stop();
     }
   });
 
@@ -59,7 +63,7 @@ describe('against smtp-sink', () => {
     [['-f', '.'], 'data', 500, '5.3.0'],
     [['-f', 'DATA'], 'data', 500, '5.3.0'],
   ] as const)('mirrors smtp-sink %j at %s', async (args, stage, code, enhanced) => {
-    const sink = await startSmtpSink([...args]);
+    const sink = await smtpSink({ args: [...args] });
     const c = client(sink.port);
     try {
       const mail = await c.mail('s@example.test');
@@ -71,7 +75,7 @@ describe('against smtp-sink', () => {
       expect((await c.mail('s2@example.test')).code).toBe(250);
     } finally {
       await c.close();
-      await sink.dispose();
+      await sink.stop();
     }
   });
 
@@ -81,7 +85,7 @@ describe('against smtp-sink', () => {
     [['-q', 'DATA'], 'data'],
     [['-Q', 'MAIL'], 'mail-421'],
   ] as const)('smtp-sink %j (hangs up) → 4xx', async (args, stage) => {
-    const sink = await startSmtpSink([...args]);
+    const sink = await smtpSink({ args: [...args] });
     const c = client(sink.port);
     try {
       const mail = await c.mail('s@example.test');
@@ -91,26 +95,26 @@ describe('against smtp-sink', () => {
       expect((await c.data([MSG])).reply).toMatchObject({ code: 451, enhanced: '4.4.2', source: 'local' });
     } finally {
       await c.close();
-      await sink.dispose();
+      await sink.stop();
     }
   });
 
   it('next hop down → 451 4.4.1; slow beyond the command timeout → 451 4.4.2', async () => {
     const c = client(await freePort());
     expect(await c.mail('s@example.test')).toMatchObject({ code: 451, enhanced: '4.4.1', source: 'local', detail: expect.stringMatching(/ECONNREFUSED/) });
-    const sink = await startSmtpSink(['-W', 'RCPT:2']);
+    const sink = await smtpSink({ args: ['-W', 'RCPT:2'] });
     const slow = client(sink.port, { commandTimeoutMs: 500 });
     try {
       expect((await slow.mail('s@example.test')).code).toBe(250);
       expect(await slow.rcpt('r@example.test')).toMatchObject({ code: 451, enhanced: '4.4.2', detail: expect.stringMatching(/timed out/) });
     } finally {
       await slow.close();
-      await sink.dispose();
+      await sink.stop();
     }
   });
 
   it('killed mid-DATA → 451 and no message; 8BITMIME/SMTPUTF8 it lacks are refused locally', async () => {
-    const sink = await startSmtpSink(['-8']);
+    const sink = await smtpSink({ args: ['-8'] });
     const c = client(sink.port);
     try {
       expect(await c.mail('s@example.test', { body: '8BITMIME' })).toMatchObject({ code: 554, enhanced: '5.6.3', source: 'local' });
@@ -129,27 +133,30 @@ describe('against smtp-sink', () => {
       expect((await outcome).reply).toMatchObject({ code: 451, enhanced: '4.4.2', source: 'local' });
     } finally {
       await c.close();
-      await sink.dispose();
+      await sink.stop();
     }
   });
 });
 
 describe('against a private Dovecot LMTP', () => {
-  let dovecot: Dovecot;
-  let certs: { cert: string; key: string };
-  const certDir = tempDir('certs');
+  let dovecot: DovecotInstance;
+  let certs: TlsFiles;
+  let certDir: string;
   beforeAll(async () => {
-    certs = selfSignedCert(certDir);
-    dovecot = await startDovecot([{ name: 'alice@example.test', password: 'x' }, { name: 'carol@example.test', password: 'x' }], { ssl: certs });
+    certDir = await makeRunDir('certs');
+    certs = await makeSelfSignedCert(certDir);
+    dovecot = await startDovecot({ users: [{ name: 'alice@example.test', password: 'x' }, { name: 'carol@example.test', password: 'x' }], ssl: certs, authFailureDelay: '0' });
   });
   afterAll(async () => {
-    await dovecot?.dispose();
+    await dovecot?.stop();
     rmSync(certDir, { recursive: true, force: true });
   });
-  const inbox = (u: string): string[] => files(join(dovecot.mailDir(u), 'new')).map((f) => readFileSync(join(dovecot.mailDir(u), 'new', f), 'utf8'));
+  const lmtpSocket = (): string => dovecot.lmtpSocket ?? '';
+  const lmtpPort = (): number => dovecot.lmtpPort ?? 0;
+  const inbox = (u: string): string[] => files(join(dovecot.maildir(u), 'new')).map((f) => readFileSync(join(dovecot.maildir(u), 'new', f), 'utf8'));
 
   it('unix socket: RCPT replies mirrored per recipient, one DATA reply per accepted recipient, bytes intact', async () => {
-    const c = new NextHopClient({ hop: { kind: 'lmtp-unix', path: dovecot.lmtpSocket }, heloName: 'mtap.test' });
+    const c = new NextHopClient({ hop: { kind: 'lmtp-unix', path: lmtpSocket() }, heloName: 'mtap.test' });
     try {
       const r = await send(c, ['alice@example.test', 'bob@example.test', 'carol@example.test']);
       expect(r.rcpt.map((x) => [x.code, x.enhanced])).toEqual([[250, '2.1.5'], [550, '5.1.1'], [250, '2.1.5']]);
@@ -163,7 +170,7 @@ describe('against a private Dovecot LMTP', () => {
   });
 
   it('a client that vanishes mid-DATA: no final dot, nothing delivered, 451', async () => {
-    const c = new NextHopClient({ hop: { kind: 'lmtp', host: '127.0.0.1', port: dovecot.lmtpPort }, heloName: 'mtap.test', tls: { starttls: 'never' } });
+    const c = new NextHopClient({ hop: { kind: 'lmtp', host: '127.0.0.1', port: lmtpPort() }, heloName: 'mtap.test', tls: { starttls: 'never' } });
     const before = inbox('alice@example.test').length;
     expect((await c.mail('s@example.test')).code).toBe(250);
     expect((await c.rcpt('alice@example.test')).code).toBe(250);
@@ -178,7 +185,7 @@ describe('against a private Dovecot LMTP', () => {
   });
 
   it('STARTTLS with certificate verification: trusted CA delivers; unknown CA or wrong name is 451 4.4.1', async () => {
-    const hop = { kind: 'lmtp', host: '127.0.0.1', port: dovecot.lmtpPort } as const;
+    const hop = { kind: 'lmtp', host: '127.0.0.1', port: lmtpPort() } as const;
     const ca = readFileSync(certs.cert);
     const ok = new NextHopClient({ hop, heloName: 'mtap.test', tls: { starttls: 'required', ca } });
     try {
@@ -193,15 +200,15 @@ describe('against a private Dovecot LMTP', () => {
     expect(await untrusted.mail('s@example.test')).toMatchObject({ code: 451, enhanced: '4.4.1', detail: expect.stringMatching(/self-signed|certificate/i) });
     const wrongName = new NextHopClient({ hop, heloName: 'mtap.test', tls: { starttls: 'required', ca, servername: 'mx.example.test' } });
     expect(await wrongName.mail('s@example.test')).toMatchObject({ code: 451, enhanced: '4.4.1', detail: expect.stringMatching(/altnames|mx\.example\.test/) });
-    const noTls = new NextHopClient({ hop: { kind: 'lmtp-unix', path: dovecot.lmtpSocket }, heloName: 'mtap.test', auth: { username: 'u', password: 'p' } });
+    const noTls = new NextHopClient({ hop: { kind: 'lmtp-unix', path: lmtpSocket() }, heloName: 'mtap.test', auth: { username: 'u', password: 'p' } });
     expect(await noTls.mail('s@example.test')).toMatchObject({ code: 451, detail: expect.stringMatching(/not TLS; credentials not sent/) });
   });
 });
 
 describe('AUTH towards a smarthost (smtp-server with STARTTLS)', () => {
   it('authenticates after STARTTLS; a refused login is 451 4.4.1, not the smarthost\'s 535', async () => {
-    const dir = tempDir('smarthost');
-    const certs = selfSignedCert(dir);
+    const dir = await makeRunDir('smarthost');
+    const certs = await makeSelfSignedCert(dir);
     const seen: string[] = [];
     const mailArgs: unknown[] = [];
     const server = new SMTPServer({

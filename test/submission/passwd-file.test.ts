@@ -3,14 +3,14 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parsePasswdFile, readPasswdFile, PasswdFileError } from '../../adapters/submission/passwd-file.js';
 import { verifyPassword } from '../../adapters/submission/passwords.js';
-import { doveadmPw, tempDir } from './peers.js';
+import { dovecotHash, makeRunDir } from '../peers/harness.js';
 
-const dir = tempDir('passwd');
+const dir = await makeRunDir('passwd');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const argon = doveadmPw('ARGON2ID', 'nancy-pw');
-const sha = doveadmPw('SHA512-CRYPT', 'bob-pw');
-const blf = doveadmPw('BLF-CRYPT', 'carol-pw');
+const argon = await dovecotHash('nancy-pw', 'ARGON2ID');
+const sha = await dovecotHash('bob-pw', 'SHA512-CRYPT');
+const blf = await dovecotHash('carol-pw', 'BLF-CRYPT');
 
 describe('parsePasswdFile', () => {
   it('reads full and short forms, skips comments and blank lines, and verifies', async () => {

@@ -7,7 +7,7 @@ import {
   type PasswordHash,
 } from '../../adapters/submission/passwords.js';
 import { encrypt } from 'unixcrypt';
-import { doveadmPw } from './peers.js';
+import { dovecotHash } from '../peers/harness.js';
 
 const SECRET = 'sécret pass ✓';
 
@@ -34,7 +34,7 @@ describe('Dovecot-generated hashes verify', () => {
     ['CRYPT', [], 'bcrypt'],
   ];
   it.each(cases)('%s %j', async (scheme, args, kind) => {
-    const text = doveadmPw(scheme, SECRET, args);
+    const text = await dovecotHash(SECRET, scheme, args);
     const h = ok(text);
     expect(h.kind).toBe(kind);
     expect(await verifyPassword(h, SECRET)).toBe(true);
@@ -46,22 +46,22 @@ describe('Dovecot-generated hashes verify', () => {
     expect(await verifyPassword(bare, SECRET)).toBe(true);
   });
 
-  it('parses the cost parameters', () => {
-    const a = ok(doveadmPw('ARGON2ID', 'x'));
+  it('parses the cost parameters', async () => {
+    const a = ok(await dovecotHash('x', 'ARGON2ID'));
     expect(a).toMatchObject({ kind: 'argon2', scheme: 'ARGON2ID', memoryKiB: 65536, passes: 3, parallelism: 1 });
-    expect(ok(doveadmPw('BLF-CRYPT', 'x', ['-r', '7']))).toMatchObject({ cost: 7 });
-    expect(ok(doveadmPw('SHA512-CRYPT', 'x', ['-r', '12345']))).toMatchObject({ rounds: 12345 });
-    expect(ok(doveadmPw('SHA256-CRYPT', 'x'))).toMatchObject({ rounds: 5000, scheme: 'SHA256-CRYPT' });
-    expect(ok('{sha512-crypt}' + doveadmPw('SHA512-CRYPT', 'x').slice(14)).scheme).toBe('SHA512-CRYPT');
+    expect(ok(await dovecotHash('x', 'BLF-CRYPT', ['-r', '7']))).toMatchObject({ cost: 7 });
+    expect(ok(await dovecotHash('x', 'SHA512-CRYPT', ['-r', '12345']))).toMatchObject({ rounds: 12345 });
+    expect(ok(await dovecotHash('x', 'SHA256-CRYPT'))).toMatchObject({ rounds: 5000, scheme: 'SHA256-CRYPT' });
+    expect(ok('{sha512-crypt}' + (await dovecotHash('x', 'SHA512-CRYPT')).slice(14)).scheme).toBe('SHA512-CRYPT');
   });
 
   it('accepts $2a$ and $2b$ as well as $2y$', async () => {
-    const y = doveadmPw('BLF-CRYPT', SECRET).slice('{BLF-CRYPT}'.length);
+    const y = (await dovecotHash(SECRET, 'BLF-CRYPT')).slice('{BLF-CRYPT}'.length);
     for (const p of ['$2a$', '$2b$']) expect(await verifyPassword(ok(p + y.slice(4)), SECRET)).toBe(true);
   });
 
   it('runs SHA-crypt verifications concurrently without mixing up answers', async () => {
-    const h = ok(doveadmPw('SHA512-CRYPT', SECRET));
+    const h = ok(await dovecotHash(SECRET, 'SHA512-CRYPT'));
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => verifyPassword(h, i % 2 === 0 ? SECRET : `no${i}`)));
     expect(results).toEqual(Array.from({ length: 20 }, (_, i) => i % 2 === 0));
   });
@@ -74,14 +74,14 @@ describe('password bounds', () => {
     const over = atLimit + 'p';
     expect(await verifyPassword(ok(encrypt(atLimit, '$6$abcdefgh')), atLimit)).toBe(true);
     expect(await verifyPassword(ok(encrypt(over, '$6$abcdefgh')), over)).toBe(false);
-    const e = ok(doveadmPw('BLF-CRYPT', 'a'));
+    const e = ok(await dovecotHash('a', 'BLF-CRYPT'));
     expect(await verifyPassword(e, '')).toBe(false);
     expect(await verifyPassword(e, 'a\0')).toBe(false);
   });
 
   it('bcrypt keeps crypt(3) semantics: only the first 72 bytes count', async () => {
     const p72 = 'k'.repeat(72);
-    const h = ok(doveadmPw('BLF-CRYPT', p72));
+    const h = ok(await dovecotHash(p72, 'BLF-CRYPT'));
     expect(await verifyPassword(h, p72 + 'anything')).toBe(true);
     expect(await verifyPassword(h, p72.slice(1))).toBe(false);
   });
@@ -90,8 +90,8 @@ describe('password bounds', () => {
 describe('refused and malformed hashes', () => {
   it.each(['PLAIN', 'CLEARTEXT', 'MD5-CRYPT', 'SSHA512', 'SHA512', 'CRAM-MD5', 'PLAIN-MD5', 'SSHA', 'SCRAM-SHA-256', 'PBKDF2'])(
     'refuses {%s} with the reason',
-    (scheme) => {
-      const f = bad(doveadmPw(scheme, SECRET));
+    async (scheme) => {
+      const f = bad(await dovecotHash(SECRET, scheme));
       expect(f.code).toBe('HASH_SCHEME_REFUSED');
       expect(f.message).toContain(`{${scheme}}`);
       expect(f.message).toMatch(/refused: it (stores|is)/);
@@ -142,9 +142,9 @@ describe('refused and malformed hashes', () => {
   });
 
   it('a malformed-but-accepted-looking hash never verifies (tampered digest)', async () => {
-    const h = ok('{SHA512-CRYPT}' + doveadmPw('SHA512-CRYPT', SECRET).slice(14, -2) + '..');
+    const h = ok('{SHA512-CRYPT}' + (await dovecotHash(SECRET, 'SHA512-CRYPT')).slice(14, -2) + '..');
     expect(await verifyPassword(h, SECRET)).toBe(false);
-    const b = doveadmPw('BLF-CRYPT', SECRET);
+    const b = await dovecotHash(SECRET, 'BLF-CRYPT');
     expect(await verifyPassword(ok(b.slice(0, -1) + (b.endsWith('a') ? 'b' : 'a')), SECRET)).toBe(false);
   });
 });

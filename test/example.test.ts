@@ -7,11 +7,11 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { root } from './helpers/engine.js';
+import { freePorts } from './peers/harness.js';
 
 const DRIVER = join(root, 'dist', 'examples', 'live.js');
 const EXAMPLE = join(root, 'examples', 'northwind-submission.yaml');
@@ -23,23 +23,16 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen({ host: '127.0.0.1', port: 0 }, r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 /** The example in `<tmp>/examples/`, on free ports; `edit` changes the text further. */
 async function copyExample(edit: (t: string) => string = (t) => t): Promise<{ dir: string; file: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'mta-policy-example-'));
   dirs.push(dir);
   let text = readFileSync(EXAMPLE, 'utf8');
-  for (const p of PORTS) {
+  const free = await freePorts(PORTS.length);
+  PORTS.forEach((p, i) => {
     expect(text).toContain(`"${p}"`);
-    text = text.replace(`"${p}"`, `"127.0.0.1:${await freePort()}"`);
-  }
+    text = text.replace(`"${p}"`, `"127.0.0.1:${String(free[i])}"`);
+  });
   mkdirSync(join(dir, 'examples'));
   const file = join(dir, 'examples', 'northwind-submission.yaml');
   writeFileSync(file, edit(text));

@@ -9,7 +9,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BIN } from './bins.js';
 import {
-  freePort, groupMembers, makeRunDir, PeerError, removeRunDir, retryPortRace, runCommand, runOk, sleep, spawnTracked, tail, waitFor, waitForListeners, type TrackedProcess,
+  freePorts, groupMembers, makeRunDir, PeerError, removeRunDir, retryPortRace, runCommand, runOk, sleep, spawnTracked, tail, waitFor, waitForListeners, type TrackedProcess,
 } from './proc.js';
 import type { TlsFiles } from './tls.js';
 
@@ -210,8 +210,9 @@ async function prepare(dir: string, opts: DovecotOptions): Promise<{ configFile:
     lines.push(`${u.name}:${hash}::::::${u.extraFields ?? ''}`);
   }
   await writeFile(join(dir, 'users'), lines.join('\n') + '\n', { mode: 0o644 });
-  const authPort = opts.authInet === true ? await freePort() : undefined;
-  const lmtpPort = (opts.lmtp ?? true) ? await freePort() : undefined;
+  const [auth, lmtp] = await freePorts(2);
+  const authPort = opts.authInet === true ? auth : undefined;
+  const lmtpPort = (opts.lmtp ?? true) ? lmtp : undefined;
   const configFile = join(dir, 'dovecot.conf');
   await writeFile(configFile, conf(dir, opts, authPort, lmtpPort));
   return { configFile, authPort, lmtpPort };

@@ -9,7 +9,7 @@ export { startDovecot, dovecotHash, type DovecotInstance, type DovecotOptions, t
 export { probeDovecotAuth, type AuthProbeResult } from './dovecot-auth-probe.js';
 export { startPostfix, withPostfix, type PostfixDelivery, type PostfixInstance, type PostfixOptions } from './postfix.js';
 export {
-  freePort, groupMembers, listenerOf, makeRunDir, PeerError, reapStale, retryPortRace, runCommand, runOk, runRoot, spawnTracked, waitFor,
+  freePort, freePorts, groupMembers, listenerOf, makeRunDir, PeerError, reapStale, retryPortRace, runCommand, runOk, runRoot, spawnTracked, waitFor,
   type CommandResult, type TrackedProcess,
 } from './proc.js';
 export { SENDMAIL_MILTER_MACROS, startSendmail, type SendmailInstance, type SendmailMacroStage, type SendmailOptions, type SendmailQueued } from './sendmail.js';

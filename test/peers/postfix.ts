@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN } from './bins.js';
 import {
-  freePort, makeRunDir, PeerError, removeRunDir, retryPortRace, runOk, spawnTracked, tail, waitFor, waitForListeners, type TrackedProcess,
+  freePorts, makeRunDir, PeerError, removeRunDir, retryPortRace, runOk, spawnTracked, tail, waitFor, waitForListeners, type TrackedProcess,
 } from './proc.js';
 import { makeSelfSignedCert, type TlsFiles } from './tls.js';
 
@@ -238,8 +238,9 @@ async function prepare(dir: string, configDir: string, opts: PostfixOptions): Pr
     await runOk('chown', [`${MAILDIR_UID}:${MAILDIR_UID}`, join(dir, 'mail')]);
   }
   const tls = opts.tls === true ? await makeSelfSignedCert(dir, { commonName: opts.hostname ?? 'mx.postfix.test' }) : opts.tls || undefined;
-  const ports: Record<string, number> = { smtp: await freePort() };
-  for (const name of Object.keys(opts.services ?? {})) ports[name] = await freePort();
+  const names = ['smtp', ...Object.keys(opts.services ?? {})];
+  const free = await freePorts(names.length);
+  const ports: Record<string, number> = Object.fromEntries(names.map((name, i) => [name, free[i] ?? 0]));
   const master = [smtpdLine(ports['smtp'] ?? 0, opts.smtpd)];
   for (const [name, o] of Object.entries(opts.services ?? {})) master.push(smtpdLine(ports[name] ?? 0, o));
   await writeFile(join(configDir, 'main.cf'), mainCf(dir, opts, tls));

@@ -17,7 +17,7 @@ import { hashSync } from '@node-rs/bcrypt';
 import { parseConfig } from '../../engine/config/load.js';
 import { Engine } from '../../engine/engine.js';
 import { startSubmission, type SubmissionListener, type SubmissionOptions } from '../../adapters/submission/server.js';
-import { freePort, makeSelfSignedCert } from '../peers/harness.js';
+import { freePorts, makeSelfSignedCert } from '../peers/harness.js';
 
 export const USERS = { nancy: 'nancy-secret-1', bob: 'bob-secret-2' } as const;
 
@@ -47,7 +47,8 @@ export interface Fixture {
 export async function startListener(o: FixtureOptions): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'mtap-listener-'));
   const cert = await makeSelfSignedCert(dir, { commonName: 'mail.test', keyType: 'ec' });
-  const ports = { client: await freePort(), smtps: await freePort(), relay: await freePort(), inbound: await freePort() };
+  const [client = 0, smtps = 0, relay = 0, inbound = 0] = await freePorts(4);
+  const ports = { client, smtps, relay, inbound };
   const pw = (user: keyof typeof USERS): string => (o.noPasswords === true ? '' : `, password: "${o.hashes?.[user] ?? `{BLF-CRYPT}${hashSync(USERS[user], 4)}`}"`);
   const yaml = `
 server:
